@@ -1,0 +1,51 @@
+//! What sort of thing a tracked record stands for.
+
+use std::fmt;
+
+/// The kind of a tracked task or thread.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+///
+/// let _worker = leakcheck::spawn(std::future::pending::<()>());
+/// let report = leakcheck::Options::new()
+///     .settle(Duration::from_millis(10))
+///     .find_async()
+///     .await
+///     .unwrap_err();
+/// assert_eq!(report.leaks()[0].kind(), leakcheck::Kind::Task);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Kind {
+    /// An async task: [`spawn`](crate::spawn), [`Builder::spawn`](crate::Builder::spawn)
+    /// or a future wrapped by [`track`](crate::track).
+    Task,
+    /// A closure on tokio's blocking pool: [`spawn_blocking`](crate::spawn_blocking).
+    Blocking,
+    /// A `!Send` task on a `LocalSet`: [`spawn_local`](crate::spawn_local).
+    Local,
+    /// An OS thread: [`thread::spawn`](crate::thread::spawn).
+    Thread,
+}
+
+impl Kind {
+    /// Whether this kind counts as a task (rather than a thread) in reports.
+    pub(crate) fn is_task(self) -> bool {
+        !matches!(self, Kind::Thread)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Task => "task",
+            Kind::Blocking => "blocking task",
+            Kind::Local => "local task",
+            Kind::Thread => "thread",
+        })
+    }
+}

@@ -1,0 +1,336 @@
+//! `Options`: how long a check waits and which survivors it forgives.
+
+use std::fmt;
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::record::TaskRecord;
+use crate::registry::Registry;
+use crate::report::{Leak, Report};
+
+type Predicate = Arc<dyn Fn(&Leak) -> bool + Send + Sync>;
+
+/// Configures a check; the terminal methods run it.
+///
+/// The terminal methods take `&self`, so one `Options` can check several
+/// times (before and after a phase of a test, say).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+///
+/// let options = leakcheck::Options::new()
+///     .settle(Duration::from_millis(250))
+///     .ignore_name("metrics-exporter")
+///     .ignore_spawned_at("src/pool.rs");
+///
+/// let _exporter = leakcheck::Builder::new()
+///     .name("metrics-exporter")
+///     .spawn(std::future::pending::<()>());
+/// options.verify_none_async().await; // the exporter is forgiven
+/// # }
+/// ```
+#[derive(Clone, Default)]
+#[must_use = "Options does nothing until a terminal method such as `verify_none` is called"]
+pub struct Options {
+    settle: Option<Duration>,
+    names: Vec<Box<str>>,
+    sites: Vec<Box<str>>,
+    predicates: Vec<Predicate>,
+    /// Ids of records alive at `ignore_current`, sorted.
+    current: Arc<[u64]>,
+}
+
+impl Options {
+    /// Default options: the settle period from `LEAKCHECK_SETTLE` or 1 s,
+    /// nothing ignored.
+    ///
+    /// ```
+    /// leakcheck::Options::new().verify_none();
+    /// ```
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// How long a check waits for survivors to end before it reports them.
+    ///
+    /// A passing check returns the moment the last task ends, so this only
+    /// costs failing tests. `Duration::MAX` waits forever; `Duration::ZERO`
+    /// checks once without waiting. Overrides `LEAKCHECK_SETTLE`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// leakcheck::Options::new().settle(Duration::from_millis(100)).verify_none();
+    /// ```
+    pub fn settle(mut self, period: Duration) -> Options {
+        self.settle = Some(period);
+        self
+    }
+
+    /// Forgives survivors with exactly this name (see
+    /// [`Builder::name`](crate::Builder::name)). An empty name matches only
+    /// tasks named `""`, never unnamed ones.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let _gc = leakcheck::Builder::new().name("gc").spawn(std::future::pending::<()>());
+    /// leakcheck::Options::new().ignore_name("gc").verify_none_async().await;
+    /// # }
+    /// ```
+    pub fn ignore_name(mut self, name: &str) -> Options {
+        self.names.push(name.into());
+        self
+    }
+
+    /// Forgives survivors spawned at a matching site: a source path suffix
+    /// that ends on a path boundary (`"src/pool.rs"`, `"pool.rs"`, but not
+    /// `"ool.rs"`), optionally followed by `:line` or `:line:column`.
+    /// Backslashes match forward slashes. An empty pattern matches nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let _bg = leakcheck::spawn(std::future::pending::<()>());
+    /// // Doctests live in a generated file, so forgive this whole file:
+    /// let here = std::panic::Location::caller().file();
+    /// leakcheck::Options::new().ignore_spawned_at(here).verify_none_async().await;
+    /// # }
+    /// ```
+    pub fn ignore_spawned_at(mut self, pattern: &str) -> Options {
+        self.sites.push(pattern.replace('\\', "/").into());
+        self
+    }
+
+    /// Forgives survivors for which `predicate` returns `true`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use leakcheck::Kind;
+    ///
+    /// let _t = leakcheck::spawn(std::future::pending::<()>());
+    /// leakcheck::Options::new()
+    ///     .ignore(|leak| leak.kind() == Kind::Task)
+    ///     .verify_none_async()
+    ///     .await;
+    /// # }
+    /// ```
+    pub fn ignore(mut self, predicate: impl Fn(&Leak) -> bool + Send + Sync + 'static) -> Options {
+        self.predicates.push(Arc::new(predicate));
+        self
+    }
+
+    /// Forgives everything alive right now, in every scope: those tasks and
+    /// threads are never reported by this `Options` (nor its clones).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let _preexisting = leakcheck::spawn(std::future::pending::<()>());
+    /// let options = leakcheck::Options::new().ignore_current();
+    /// options.verify_none_async().await;
+    /// # }
+    /// ```
+    pub fn ignore_current(mut self) -> Options {
+        let mut ids: Vec<u64> = Registry::global()
+            .all_records()
+            .iter()
+            .map(|r| r.id)
+            .chain(self.current.iter().copied())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.current = ids.into();
+        self
+    }
+
+    /// Waits for this scope's tasks and threads to end and panics with the
+    /// report if some outlive the settle period.
+    ///
+    /// Blocks the calling thread. In async code use
+    /// [`verify_none_async`](Options::verify_none_async).
+    ///
+    /// # Panics
+    ///
+    /// With the [`Report`] when something leaked; at once, with a message
+    /// naming the async form, when called on a thread that drives a
+    /// current-thread tokio runtime (blocking there would stall the very
+    /// tasks it waits for).
+    ///
+    /// ```
+    /// let worker = leakcheck::thread::spawn(|| ());
+    /// worker.join().unwrap();
+    /// leakcheck::Options::new().verify_none();
+    /// ```
+    #[track_caller]
+    pub fn verify_none(&self) {
+        if let Err(report) = self.find_named("verify_none", "verify_none_async") {
+            panic!("{report}");
+        }
+    }
+
+    /// Like [`verify_none`](Options::verify_none), but yields to the runtime
+    /// while it waits. Use it in `#[tokio::test]` bodies of either flavor.
+    ///
+    /// # Panics
+    ///
+    /// With the [`Report`] when something leaked.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// leakcheck::spawn(async {}).await.unwrap();
+    /// leakcheck::Options::new().verify_none_async().await;
+    /// # }
+    /// ```
+    pub async fn verify_none_async(&self) {
+        if let Err(report) = self.find_async().await {
+            panic!("{report}");
+        }
+    }
+
+    /// Like [`verify_none`](Options::verify_none) but returns the report
+    /// instead of panicking.
+    ///
+    /// # Errors
+    ///
+    /// The [`Report`] of the survivors, when something outlived the settle
+    /// period.
+    ///
+    /// # Panics
+    ///
+    /// When called on a thread that drives a current-thread tokio runtime;
+    /// use [`find_async`](Options::find_async) there.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let _waiter = leakcheck::thread::spawn(move || rx.recv());
+    /// let options = leakcheck::Options::new().settle(Duration::from_millis(20));
+    /// assert_eq!(options.find().unwrap_err().leaks().len(), 1);
+    /// drop(tx); // the thread's recv() fails and it ends
+    /// assert!(options.find().is_ok());
+    /// ```
+    #[track_caller]
+    pub fn find(&self) -> Result<(), Report> {
+        self.find_named("find", "find_async")
+    }
+
+    /// Like [`find`](Options::find), but yields to the runtime while it
+    /// waits.
+    ///
+    /// The wait runs on tokio's blocking pool, which also keeps a paused
+    /// clock (`start_paused`, `tokio::time::pause`) from auto-advancing
+    /// while the check waits: an interval that leaks is not spun through
+    /// thousands of ticks.
+    ///
+    /// # Errors
+    ///
+    /// The [`Report`] of the survivors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let options = leakcheck::Options::new();
+    /// assert!(options.find_async().await.is_ok());
+    /// # }
+    /// ```
+    pub async fn find_async(&self) -> Result<(), Report> {
+        crate::verify::check_async(self).await
+    }
+
+    #[track_caller]
+    fn find_named(&self, name: &str, async_name: &str) -> Result<(), Report> {
+        crate::verify::check_blocking(self, name, async_name)
+    }
+
+    /// The settle period in force.
+    pub(crate) fn settle_period(&self) -> Duration {
+        self.settle.unwrap_or_else(crate::settle::from_env)
+    }
+
+    /// Whether this record is forgiven.
+    pub(crate) fn forgives(&self, record: &Arc<TaskRecord>, leak: impl FnOnce() -> Leak) -> bool {
+        if self.current.binary_search(&record.id).is_ok() {
+            return true;
+        }
+        if let Some(name) = &record.name {
+            if self.names.iter().any(|n| n == name) {
+                return true;
+            }
+        }
+        if self.sites.iter().any(|p| site_matches(p, record.spawned_at)) {
+            return true;
+        }
+        if self.predicates.is_empty() {
+            return false;
+        }
+        let leak = leak();
+        self.predicates.iter().any(|p| p(&leak))
+    }
+}
+
+/// Whether `pattern` names `site`: a path suffix on a component boundary,
+/// optionally with `:line` or `:line:column`.
+fn site_matches(pattern: &str, site: &Location<'_>) -> bool {
+    if pattern.is_empty() {
+        return false;
+    }
+    let file = site.file().replace('\\', "/");
+    let with_line = format!("{file}:{}", site.line());
+    let with_column = format!("{with_line}:{}", site.column());
+    [file.as_str(), &with_line, &with_column].iter().any(|full| {
+        full.strip_suffix(pattern)
+            .is_some_and(|before| before.is_empty() || before.ends_with('/'))
+    })
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("settle", &self.settle)
+            .field("ignore_names", &self.names)
+            .field("ignore_spawned_at", &self.sites)
+            .field("ignore_predicates", &self.predicates.len())
+            .field("ignore_current", &self.current.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::site_matches;
+    use std::panic::Location;
+
+    #[test]
+    fn site_patterns_match_path_suffixes_on_boundaries() {
+        let here = Location::caller();
+        let line = here.line();
+        let column = here.column();
+        let yes = [
+            "src/options.rs".to_owned(),
+            "options.rs".to_owned(),
+            format!("options.rs:{line}"),
+            format!("src/options.rs:{line}:{column}"),
+            here.file().to_owned(),
+        ];
+        for pattern in &yes {
+            assert!(site_matches(pattern, here), "{pattern} should match {here}");
+        }
+        let no = [
+            String::new(),
+            "ptions.rs".to_owned(),
+            "src/other.rs".to_owned(),
+            format!("options.rs:{}", line + 1),
+            format!("options.rs:{line}:{}", column + 1),
+            "src/".to_owned(),
+        ];
+        for pattern in &no {
+            assert!(!site_matches(pattern, here), "{pattern:?} should not match {here}");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `TaskRecord`: what the registry remembers about one live task or thread,
+//! and `Registration`, the handle that keeps it registered.
+
+use std::cell::Cell;
+use std::panic::Location;
+use std::time::Instant;
+
+use crate::kind::Kind;
+use crate::scope::{Scope, Slot};
+use crate::sync::{Arc, AtomicU64, Ordering};
+
+/// One live task or thread, as the registry sees it.
+///
+/// Records are immutable once registered, so a report can read them without
+/// any lock. The parent link forms the chain "spawned by task at ...".
+pub(crate) struct TaskRecord {
+    pub(crate) id: u64,
+    pub(crate) kind: Kind,
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) spawned_at: &'static Location<'static>,
+    pub(crate) born: Instant,
+    pub(crate) parent: Option<Arc<TaskRecord>>,
+    pub(crate) scope: Arc<Scope>,
+    pub(crate) slot: Slot,
+}
+
+impl TaskRecord {
+    /// This record and its ancestors, nearest first.
+    pub(crate) fn lineage(&self) -> impl Iterator<Item = &TaskRecord> {
+        std::iter::successors(Some(self), |r| r.parent.as_deref())
+    }
+}
+
+impl Drop for TaskRecord {
+    // A crawler that spawns recursively builds a parent chain as deep as its
+    // recursion; dropping it recursively could overflow the stack. Unlink the
+    // chain iteratively instead.
+    fn drop(&mut self) {
+        let mut next = self.parent.take();
+        while let Some(parent) = next {
+            next = match Arc::try_unwrap(parent) {
+                Ok(mut only_owner) => only_owner.parent.take(),
+                Err(_) => None,
+            };
+        }
+    }
+}
+
+/// Hands out record ids without a shared counter on the spawn path: each
+/// thread reserves a block of ids at a time.
+pub(crate) fn next_id() -> u64 {
+    const BLOCK: u64 = 1024;
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+    let reserve = || NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+    RANGE
+        .try_with(|range| {
+            let (mut next, mut end) = range.get();
+            if next == end {
+                next = reserve();
+                end = next + BLOCK;
+            }
+            range.set((next + 1, end));
+            next
+        })
+        // During thread-local destruction: take a whole block for one id.
+        .unwrap_or_else(|_| reserve())
+}
+
+/// Keeps one record registered; dropping it ends the record.
+///
+/// Every spawner owns exactly one of these per task: inside the future
+/// wrapper, or moved into the blocking closure or thread body. However the
+/// task ends (returns, panics, is aborted or dropped with its runtime), the
+/// registration is dropped and the scope's live count goes down.
+///
+/// The record sits in an `Option` so that the future wrapper can lend it to
+/// the thread-local context for the length of a poll without touching the
+/// reference count (see [`Registration::lend`]).
+pub(crate) struct Registration(Option<Arc<TaskRecord>>);
+
+impl Registration {
+    /// Registers a new record owned by whatever is running on this thread.
+    pub(crate) fn new(
+        kind: Kind,
+        name: Option<Box<str>>,
+        spawned_at: &'static Location<'static>,
+    ) -> Self {
+        let owner = crate::context::owner();
+        let (scope, parent) = match owner {
+            crate::context::Owner::Task(parent) => (parent.scope.clone(), Some(parent)),
+            crate::context::Owner::Scope(scope) => (scope, None),
+        };
+        let record = Scope::insert(&scope, |slot| TaskRecord {
+            id: next_id(),
+            kind,
+            name,
+            spawned_at,
+            born: Instant::now(),
+            parent,
+            scope: scope.clone(),
+            slot,
+        });
+        Registration(Some(record))
+    }
+
+    /// The registered record. Only for owners that never lend it.
+    pub(crate) fn record(&self) -> &Arc<TaskRecord> {
+        self.0.as_ref().expect("registration was lent or ended")
+    }
+
+    /// Moves the record out for the length of a poll; [`Registration::restore`]
+    /// puts it back. Returns `None` if it is already lent or ended.
+    pub(crate) fn lend(&mut self) -> Option<Arc<TaskRecord>> {
+        self.0.take()
+    }
+
+    pub(crate) fn restore(&mut self, record: Option<Arc<TaskRecord>>) {
+        debug_assert!(self.0.is_none());
+        self.0 = record;
+    }
+
+    /// Ends the record now (the task completed) rather than at drop.
+    pub(crate) fn end(&mut self) {
+        if let Some(record) = self.0.take() {
+            record.scope.remove(&record);
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.end();
+    }
+}

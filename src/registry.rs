@@ -1,0 +1,54 @@
+//! `Registry`: every scope in the process, so that process-wide views
+//! (`Options::ignore_current`, the whole-binary check) can find them all.
+//!
+//! The registry is off the spawn path: it is touched once per scope (per
+//! test), never per task.
+
+use std::sync::OnceLock;
+
+use crate::record::TaskRecord;
+use crate::scope::{Scope, ScopeName};
+use crate::sync::{lock, Arc, Mutex, Weak};
+
+pub(crate) struct Registry {
+    scopes: Mutex<Vec<Weak<Scope>>>,
+}
+
+impl Registry {
+    pub(crate) fn global() -> &'static Registry {
+        static GLOBAL: OnceLock<Registry> = OnceLock::new();
+        GLOBAL.get_or_init(|| Registry {
+            scopes: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The scope of spawns that belong to no test: from inside tasks that
+    /// leakcheck did not spawn, and from thread-local destructors.
+    pub(crate) fn process_scope() -> &'static Arc<Scope> {
+        static PROCESS: OnceLock<Arc<Scope>> = OnceLock::new();
+        PROCESS.get_or_init(|| Scope::new(ScopeName::Process))
+    }
+
+    pub(crate) fn add(&self, scope: &Arc<Scope>) {
+        let mut scopes = lock(&self.scopes);
+        if scopes.len() == scopes.capacity() {
+            // Prune before growing, so the list tracks live scopes, not
+            // every test that ever ran.
+            scopes.retain(|s| s.strong_count() > 0);
+        }
+        scopes.push(Arc::downgrade(scope));
+    }
+
+    /// Every scope that is still alive.
+    pub(crate) fn scopes(&self) -> Vec<Arc<Scope>> {
+        lock(&self.scopes).iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Every live record in the process.
+    pub(crate) fn all_records(&self) -> Vec<Arc<TaskRecord>> {
+        self.scopes()
+            .iter()
+            .flat_map(|scope| scope.snapshot(|_| true))
+            .collect()
+    }
+}

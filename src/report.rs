@@ -1,0 +1,366 @@
+//! `Report` and `Leak`: what a failing check found, and how it reads.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+use crate::kind::Kind;
+use crate::record::TaskRecord;
+use crate::scope::ScopeName;
+use crate::sync::Arc;
+
+/// One task or thread that outlived the check.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+///
+/// let _ticker = leakcheck::Builder::new()
+///     .name("ticker")
+///     .spawn(std::future::pending::<()>());
+/// let report = leakcheck::Options::new()
+///     .settle(Duration::from_millis(10))
+///     .find_async()
+///     .await
+///     .unwrap_err();
+/// let leak = &report.leaks()[0];
+/// assert_eq!(leak.name(), Some("ticker"));
+/// assert_eq!(leak.kind(), leakcheck::Kind::Task);
+/// assert!(leak.spawned_at().file().ends_with(".rs"));
+/// assert!(leak.age() >= Duration::from_millis(10));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Leak {
+    record: Arc<TaskRecord>,
+    age: Duration,
+}
+
+impl Leak {
+    pub(crate) fn new(record: Arc<TaskRecord>, now: Instant) -> Leak {
+        let age = now.saturating_duration_since(record.born);
+        Leak { record, age }
+    }
+
+    pub(crate) fn record(&self) -> &TaskRecord {
+        &self.record
+    }
+
+    /// What sort of task or thread this is.
+    ///
+    /// ```
+    /// # let report = leakcheck::Report::example();
+    /// let kind: leakcheck::Kind = report.leaks()[0].kind();
+    /// ```
+    pub fn kind(&self) -> Kind {
+        self.record.kind
+    }
+
+    /// The name given with [`Builder::name`](crate::Builder::name) or
+    /// [`thread::Builder::name`](crate::thread::Builder::name).
+    ///
+    /// ```
+    /// # let report = leakcheck::Report::example();
+    /// let name: Option<&str> = report.leaks()[0].name();
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.record.name.as_deref()
+    }
+
+    /// Where it was spawned: the caller of the spawning function.
+    ///
+    /// ```
+    /// # let report = leakcheck::Report::example();
+    /// let site = report.leaks()[0].spawned_at();
+    /// println!("{}:{}", site.file(), site.line());
+    /// ```
+    pub fn spawned_at(&self) -> &'static Location<'static> {
+        self.record.spawned_at
+    }
+
+    /// How long it had been alive when the check gave up waiting.
+    ///
+    /// ```
+    /// # let report = leakcheck::Report::example();
+    /// let age: std::time::Duration = report.leaks()[0].age();
+    /// ```
+    pub fn age(&self) -> Duration {
+        self.age
+    }
+
+    /// The name of the scope it belongs to: the test's name when known, a
+    /// thread's name for spawns on a non-test thread, `None` for spawns
+    /// that belong to no test.
+    ///
+    /// ```
+    /// # let report = leakcheck::Report::example();
+    /// let test: Option<&str> = report.leaks()[0].test();
+    /// ```
+    pub fn test(&self) -> Option<&str> {
+        match self.record.scope.name() {
+            ScopeName::Test(name) => Some(name),
+            ScopeName::Thread(name) => name.as_deref(),
+            ScopeName::Process => None,
+        }
+    }
+}
+
+impl fmt::Debug for Leak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leak")
+            .field("kind", &self.kind())
+            .field("name", &self.name())
+            .field("spawned_at", &self.spawned_at())
+            .field("age", &self.age)
+            .field("test", &self.test())
+            .finish()
+    }
+}
+
+/// What a failing check found: every task and thread of the checked scope
+/// that outlived the settle period.
+///
+/// Its `Display` is the readable report that [`verify_none`](crate::verify_none)
+/// panics with: one line that says what outlived which test, then one entry
+/// per spawn site (identical survivors are counted, not repeated) with the
+/// chain of spawn sites that led to it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+///
+/// let _stuck = leakcheck::spawn(std::future::pending::<()>());
+/// let report = leakcheck::Options::new()
+///     .settle(Duration::from_millis(10))
+///     .find_async()
+///     .await
+///     .unwrap_err();
+/// assert_eq!(report.leaks().len(), 1);
+/// assert!(report.to_string().contains("1 task outlived"));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Report {
+    scope: ScopeName,
+    waited: Duration,
+    leaks: Vec<Leak>,
+}
+
+impl Report {
+    pub(crate) fn new(scope: ScopeName, waited: Duration, leaks: Vec<Leak>) -> Report {
+        Report {
+            scope,
+            waited,
+            leaks,
+        }
+    }
+
+    /// Every survivor, one entry per task or thread (ungrouped).
+    ///
+    /// ```
+    /// # let report = leakcheck::Report::example();
+    /// for leak in report.leaks() {
+    ///     println!("{} at {}", leak.kind(), leak.spawned_at());
+    /// }
+    /// ```
+    pub fn leaks(&self) -> &[Leak] {
+        &self.leaks
+    }
+
+    /// A report with one leaked task, for examples in these docs.
+    #[doc(hidden)]
+    pub fn example() -> Report {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime");
+        let _guard = runtime.enter();
+        let _task = crate::Builder::new()
+            .name("example")
+            .spawn(std::future::pending::<()>());
+        crate::Options::new()
+            .settle(Duration::ZERO)
+            .find()
+            .expect_err("the example task is pending")
+    }
+}
+
+impl fmt::Debug for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Report")
+            .field("scope", &self.scope)
+            .field("waited", &self.waited)
+            .field("leaks", &self.leaks)
+            .finish()
+    }
+}
+
+impl std::error::Error for Report {}
+
+/// How many chain links an entry shows before it elides the rest.
+const MAX_CHAIN: usize = 6;
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tasks = self.leaks.iter().filter(|l| l.kind().is_task()).count();
+        let threads = self.leaks.len() - tasks;
+        let what = match (tasks, threads) {
+            (t, 0) => plural(t, "task"),
+            (0, th) => plural(th, "thread"),
+            (t, th) => format!("{} and {}", plural(t, "task"), plural(th, "thread")),
+        };
+        let owner = match &self.scope {
+            ScopeName::Test(name) => format!("test `{name}`"),
+            ScopeName::Thread(Some(name)) => format!("thread `{name}`"),
+            ScopeName::Thread(None) => "an unnamed thread".to_owned(),
+            ScopeName::Process => "every test (spawned outside any test)".to_owned(),
+        };
+        let them = if self.leaks.len() == 1 { "it" } else { "them" };
+        writeln!(
+            f,
+            "leakcheck: {what} outlived {owner}: still running after waiting {} for {them} to end",
+            HumanDuration(self.waited)
+        )?;
+        for group in groups(&self.leaks) {
+            writeln!(f)?;
+            group.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Survivors that share a kind and a spawn site.
+struct Group<'a> {
+    first: &'a Leak,
+    count: usize,
+    oldest: Duration,
+    same_name: bool,
+}
+
+fn groups(leaks: &[Leak]) -> impl Iterator<Item = Group<'_>> {
+    type Key = (&'static str, u32, u32, Kind);
+    let mut by_site: BTreeMap<Key, Group<'_>> = BTreeMap::new();
+    for leak in leaks {
+        let site = leak.spawned_at();
+        let key = (site.file(), site.line(), site.column(), leak.kind());
+        by_site
+            .entry(key)
+            .and_modify(|g| {
+                g.count += 1;
+                g.same_name &= g.first.name() == leak.name();
+                if leak.age > g.oldest {
+                    g.oldest = leak.age;
+                    if g.same_name {
+                        g.first = leak;
+                    }
+                }
+            })
+            .or_insert(Group {
+                first: leak,
+                count: 1,
+                oldest: leak.age,
+                same_name: true,
+            });
+    }
+    by_site.into_values()
+}
+
+impl Group<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let record = self.first.record();
+        write!(f, "  ")?;
+        if self.count > 1 {
+            write!(f, "{} × ", self.count)?;
+        }
+        write!(f, "{}", record.kind)?;
+        match (&record.name, self.same_name) {
+            (Some(name), true) => write!(f, " \"{name}\"")?,
+            (_, false) => write!(f, " (various names)")?,
+            (None, true) => {}
+        }
+        let age = if self.count > 1 { "oldest alive" } else { "alive" };
+        writeln!(
+            f,
+            " spawned at {}, {age} {}",
+            record.spawned_at,
+            HumanDuration(self.oldest)
+        )?;
+        write_chain(f, record)
+    }
+}
+
+/// "spawned by task at ..." lines, repeated links folded into one.
+fn write_chain(f: &mut fmt::Formatter<'_>, record: &TaskRecord) -> fmt::Result {
+    let mut links = record.lineage().skip(1).peekable();
+    let mut shown = 0;
+    while let Some(link) = links.next() {
+        let mut repeats = 1;
+        while links
+            .peek()
+            .is_some_and(|next| next.kind == link.kind && next.spawned_at == link.spawned_at)
+        {
+            links.next();
+            repeats += 1;
+        }
+        if shown == MAX_CHAIN {
+            let rest = 1 + links.count();
+            return writeln!(f, "      … {} more", plural(rest, "spawner"));
+        }
+        write!(f, "      spawned by {} at {}", link.kind, link.spawned_at)?;
+        if repeats > 1 {
+            write!(f, " (×{repeats}, recursively)")?;
+        }
+        writeln!(f)?;
+        shown += 1;
+    }
+    Ok(())
+}
+
+/// A duration as a person writes it: `250ms`, `1.5s`, `3m 20s`.
+pub(crate) struct HumanDuration(pub(crate) Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d < Duration::from_secs(1) {
+            write!(f, "{}ms", d.as_millis())
+        } else if d < Duration::from_secs(60) {
+            let tenths = d.as_millis() / 100;
+            write!(f, "{}.{}s", tenths / 10, tenths % 10)
+        } else if d < Duration::from_secs(3600) {
+            write!(f, "{}m {}s", d.as_secs() / 60, d.as_secs() % 60)
+        } else {
+            write!(f, "{}h {}m", d.as_secs() / 3600, d.as_secs() / 60 % 60)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_a_person_wrote_them() {
+        let cases = [
+            (Duration::from_micros(300), "0ms"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(1_549), "1.5s"),
+            (Duration::from_secs(200), "3m 20s"),
+            (Duration::from_secs(7_300), "2h 1m"),
+            (Duration::MAX, "5124095576030431h 0m"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(HumanDuration(d).to_string(), want);
+        }
+    }
+}

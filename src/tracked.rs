@@ -1,0 +1,81 @@
+//! `Tracked<F>`: the future wrapper that keeps a task registered while it
+//! lives and makes it the owner of whatever it spawns while it is polled.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::kind::Kind;
+use crate::record::Registration;
+
+pin_project! {
+    /// A future registered with leakcheck, returned by [`track`](crate::track).
+    ///
+    /// It behaves exactly like the future it wraps. While it is alive (not
+    /// yet completed or dropped) it counts as a live task of the scope that
+    /// created it, so hand it to any spawner (`tokio::spawn`,
+    /// `JoinSet::spawn`, tokio-util's `TaskTracker::spawn`) and the task is
+    /// checked like one spawned by [`spawn`](crate::spawn).
+    ///
+    /// The wrapper adds one pointer to the future's size, so wrapping a small
+    /// future does not move tokio's task allocation into a larger size class.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut set = tokio::task::JoinSet::new();
+    /// set.spawn(leakcheck::track(async { 1 + 1 }));
+    /// assert_eq!(set.join_next().await.unwrap().unwrap(), 2);
+    /// leakcheck::verify_none_async().await;
+    /// # }
+    /// ```
+    #[must_use = "futures do nothing unless polled or spawned"]
+    pub struct Tracked<F> {
+        #[pin]
+        future: F,
+        registration: Registration,
+    }
+}
+
+impl<F> Tracked<F> {
+    pub(crate) fn new(
+        future: F,
+        kind: Kind,
+        name: Option<Box<str>>,
+        spawned_at: &'static Location<'static>,
+    ) -> Self {
+        Tracked {
+            future,
+            registration: Registration::new(kind, name, spawned_at),
+        }
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let output = {
+            // The record is the current owner for the length of this poll and
+            // is handed back even if the future panics.
+            let _lend = crate::context::Lend::new(this.registration);
+            this.future.poll(cx)
+        };
+        if output.is_ready() {
+            // Ended now, not when the runtime gets round to dropping us.
+            this.registration.end();
+        }
+        output
+    }
+}
+
+impl<F> fmt::Debug for Tracked<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracked").finish_non_exhaustive()
+    }
+}

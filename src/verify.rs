@@ -1,0 +1,121 @@
+//! The check itself: which scope to look at, waiting for it to settle, and
+//! turning the survivors into a [`Report`]. The blocking and async entry
+//! points share all of it; the async one only moves the wait onto tokio's
+//! blocking pool.
+
+use std::time::Instant;
+
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+use crate::context;
+use crate::kind::Kind;
+use crate::options::Options;
+use crate::report::{Leak, Report};
+use crate::scope::Scope;
+use crate::sync::Arc;
+
+/// What one check looks at: a scope, minus the caller itself.
+pub(crate) struct Target {
+    scope: Arc<Scope>,
+    /// The calling task and its ancestors: none of them can end before the
+    /// check returns, so waiting for them would only ever fail.
+    callers: Vec<u64>,
+}
+
+impl Target {
+    /// The scope that a spawn made here would belong to.
+    pub(crate) fn current() -> Target {
+        let owner = context::owner();
+        let callers = match &owner {
+            context::Owner::Task(record) => record.lineage().map(|r| r.id).collect(),
+            context::Owner::Scope(_) => Vec::new(),
+        };
+        Target {
+            scope: owner.scope().clone(),
+            callers,
+        }
+    }
+
+    /// True when a check can pass without looking further: the O(1) path.
+    fn nothing_live(&self) -> bool {
+        self.scope.live() == 0
+    }
+}
+
+/// Runs the check on this thread, blocking it for up to the settle period.
+#[track_caller]
+pub(crate) fn check_blocking(
+    options: &Options,
+    name: &str,
+    async_name: &str,
+) -> Result<(), Report> {
+    if would_stall_runtime() {
+        panic!(
+            "leakcheck::{name}() was called on a thread that drives a current-thread tokio \
+             runtime (as in a default #[tokio::test]); blocking it would stall the very tasks \
+             the check waits for. Use `leakcheck::{async_name}().await` instead."
+        );
+    }
+    settle(options, &Target::current())
+}
+
+/// Runs the check without blocking the runtime.
+pub(crate) async fn check_async(options: &Options) -> Result<(), Report> {
+    let target = Target::current();
+    if target.nothing_live() {
+        return Ok(());
+    }
+    let Ok(runtime) = Handle::try_current() else {
+        // No tokio runtime here, so none of the tasks we wait for can be
+        // running on this thread: blocking it stalls nothing.
+        return settle(options, &target);
+    };
+    let options = options.clone();
+    // The blocking pool also inhibits tokio's auto-advance of a paused clock
+    // while the check waits.
+    match runtime
+        .spawn_blocking(move || settle(&options, &target))
+        .await
+    {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => panic!("leakcheck: the runtime shut down during the check ({error})"),
+    }
+}
+
+/// Whether blocking this thread would stop tasks from running: it drives a
+/// current-thread runtime and is not one of its blocking-pool threads.
+fn would_stall_runtime() -> bool {
+    let Ok(handle) = Handle::try_current() else {
+        return false;
+    };
+    if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
+        return false;
+    }
+    let on_blocking_thread = context::current_record()
+        .is_some_and(|r| matches!(r.kind, Kind::Blocking | Kind::Thread));
+    !on_blocking_thread
+}
+
+/// Waits for the target's survivors to end, up to the settle period.
+fn settle(options: &Options, target: &Target) -> Result<(), Report> {
+    let start = Instant::now();
+    let deadline = start.checked_add(options.settle_period());
+    let survivors = target.scope.settle(deadline, |scope| {
+        let now = Instant::now();
+        scope.snapshot(|record| {
+            !target.callers.contains(&record.id)
+                && !options.forgives(record, || Leak::new(record.clone(), now))
+        })
+    });
+    if survivors.is_empty() {
+        return Ok(());
+    }
+    let now = Instant::now();
+    let leaks = survivors.into_iter().map(|r| Leak::new(r, now)).collect();
+    Err(Report::new(
+        target.scope.name().clone(),
+        now - start,
+        leaks,
+    ))
+}
