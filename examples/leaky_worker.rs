@@ -12,25 +12,29 @@ use tokio_util::sync::CancellationToken;
 /// Starts a worker that processes jobs until `shutdown` fires... or so its
 /// author thought: the `select!` has no arm for `shutdown`.
 fn start_leaky_worker(mut jobs: mpsc::Receiver<u64>, _shutdown: CancellationToken) {
-    leakcheck::Builder::new().name("job-worker").spawn(async move {
-        loop {
-            tokio::select! {
-                Some(job) = jobs.recv() => process(job).await,
+    leakcheck::Builder::new()
+        .name("job-worker")
+        .spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(job) = jobs.recv() => process(job).await,
+                }
             }
-        }
-    });
+        });
 }
 
 /// The fix: a shutdown arm that ends the loop.
 fn start_worker(mut jobs: mpsc::Receiver<u64>, shutdown: CancellationToken) {
-    leakcheck::Builder::new().name("job-worker").spawn(async move {
-        loop {
-            tokio::select! {
-                Some(job) = jobs.recv() => process(job).await,
-                () = shutdown.cancelled() => break,
+    leakcheck::Builder::new()
+        .name("job-worker")
+        .spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(job) = jobs.recv() => process(job).await,
+                    () = shutdown.cancelled() => break,
+                }
             }
-        }
-    });
+        });
 }
 
 async fn process(job: u64) {

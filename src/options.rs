@@ -263,7 +263,11 @@ impl Options {
                 return true;
             }
         }
-        if self.sites.iter().any(|p| site_matches(p, record.spawned_at)) {
+        if self
+            .sites
+            .iter()
+            .any(|p| site_matches(p, record.spawned_at))
+        {
             return true;
         }
         if self.predicates.is_empty() {
@@ -283,10 +287,12 @@ fn site_matches(pattern: &str, site: &Location<'_>) -> bool {
     let file = site.file().replace('\\', "/");
     let with_line = format!("{file}:{}", site.line());
     let with_column = format!("{with_line}:{}", site.column());
-    [file.as_str(), &with_line, &with_column].iter().any(|full| {
-        full.strip_suffix(pattern)
-            .is_some_and(|before| before.is_empty() || before.ends_with('/'))
-    })
+    [file.as_str(), &with_line, &with_column]
+        .iter()
+        .any(|full| {
+            full.strip_suffix(pattern)
+                .is_some_and(|before| before.is_empty() || before.ends_with('/'))
+        })
 }
 
 impl fmt::Debug for Options {
@@ -330,7 +336,10 @@ mod tests {
             "src/".to_owned(),
         ];
         for pattern in &no {
-            assert!(!site_matches(pattern, here), "{pattern:?} should not match {here}");
+            assert!(
+                !site_matches(pattern, here),
+                "{pattern:?} should not match {here}"
+            );
         }
     }
 }

@@ -41,7 +41,10 @@ impl Registry {
 
     /// Every scope that is still alive.
     pub(crate) fn scopes(&self) -> Vec<Arc<Scope>> {
-        lock(&self.scopes).iter().filter_map(Weak::upgrade).collect()
+        lock(&self.scopes)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     /// Every live record in the process.

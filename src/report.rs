@@ -249,30 +249,35 @@ struct Group<'a> {
 
 fn groups(leaks: &[Leak]) -> impl Iterator<Item = Group<'_>> {
     type Key = (&'static str, u32, u32, Kind);
-    let mut by_site: BTreeMap<Key, Group<'_>> = BTreeMap::new();
+    let mut by_site: BTreeMap<Key, (Group<'_>, usize)> = BTreeMap::new();
     for leak in leaks {
         let site = leak.spawned_at();
         let key = (site.file(), site.line(), site.column(), leak.kind());
+        let depth = leak.record.lineage().count();
         by_site
             .entry(key)
-            .and_modify(|g| {
+            .and_modify(|(g, deepest)| {
                 g.count += 1;
                 g.same_name &= g.first.name() == leak.name();
-                if leak.age > g.oldest {
-                    g.oldest = leak.age;
-                    if g.same_name {
-                        g.first = leak;
-                    }
+                g.oldest = g.oldest.max(leak.age);
+                // The member with the longest chain of spawners shows the
+                // most of how the group came to be.
+                if depth > *deepest {
+                    *deepest = depth;
+                    g.first = leak;
                 }
             })
-            .or_insert(Group {
-                first: leak,
-                count: 1,
-                oldest: leak.age,
-                same_name: true,
-            });
+            .or_insert((
+                Group {
+                    first: leak,
+                    count: 1,
+                    oldest: leak.age,
+                    same_name: true,
+                },
+                depth,
+            ));
     }
-    by_site.into_values()
+    by_site.into_values().map(|(group, _)| group)
 }
 
 impl Group<'_> {
@@ -288,7 +293,11 @@ impl Group<'_> {
             (_, false) => write!(f, " (various names)")?,
             (None, true) => {}
         }
-        let age = if self.count > 1 { "oldest alive" } else { "alive" };
+        let age = if self.count > 1 {
+            "oldest alive"
+        } else {
+            "alive"
+        };
         writeln!(
             f,
             " spawned at {}, {age} {}",

@@ -143,7 +143,10 @@ impl Scope {
     ///
     /// Each shard is read under its lock, so a record shows up at most once
     /// and only fully built.
-    pub(crate) fn snapshot(&self, mut keep: impl FnMut(&Arc<TaskRecord>) -> bool) -> Vec<Arc<TaskRecord>> {
+    pub(crate) fn snapshot(
+        &self,
+        mut keep: impl FnMut(&Arc<TaskRecord>) -> bool,
+    ) -> Vec<Arc<TaskRecord>> {
         let mut out = Vec::new();
         if self.live() == 0 {
             return out;

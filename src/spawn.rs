@@ -177,7 +177,12 @@ impl Builder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        tokio::spawn(Tracked::new(future, Kind::Task, self.name, Location::caller()))
+        tokio::spawn(Tracked::new(
+            future,
+            Kind::Task,
+            self.name,
+            Location::caller(),
+        ))
     }
 
     /// Runs the closure on tokio's blocking pool like
@@ -227,7 +232,12 @@ impl Builder {
         F: Future + 'static,
         F::Output: 'static,
     {
-        tokio::task::spawn_local(Tracked::new(future, Kind::Local, self.name, Location::caller()))
+        tokio::task::spawn_local(Tracked::new(
+            future,
+            Kind::Local,
+            self.name,
+            Location::caller(),
+        ))
     }
 }
 

@@ -92,8 +92,8 @@ fn would_stall_runtime() -> bool {
     if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
         return false;
     }
-    let on_blocking_thread = context::current_record()
-        .is_some_and(|r| matches!(r.kind, Kind::Blocking | Kind::Thread));
+    let on_blocking_thread =
+        context::current_record().is_some_and(|r| matches!(r.kind, Kind::Blocking | Kind::Thread));
     !on_blocking_thread
 }
 
@@ -113,9 +113,5 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
     }
     let now = Instant::now();
     let leaks = survivors.into_iter().map(|r| Leak::new(r, now)).collect();
-    Err(Report::new(
-        target.scope.name().clone(),
-        now - start,
-        leaks,
-    ))
+    Err(Report::new(target.scope.name().clone(), now - start, leaks))
 }
