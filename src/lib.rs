@@ -99,13 +99,10 @@ pub use tracked::Tracked;
 /// Shorthand for `Options::new().verify_none()`; see [`Options::verify_none`].
 ///
 /// ```
-/// #[test]
-/// fn worker_stops() {
-///     let worker = leakcheck::thread::spawn(|| ());
-///     worker.join().unwrap();
-///     leakcheck::verify_none();
-/// }
-/// # worker_stops();
+/// // The last line of a #[test]:
+/// let worker = leakcheck::thread::spawn(|| ());
+/// worker.join().unwrap();
+/// leakcheck::verify_none();
 /// ```
 #[track_caller]
 pub fn verify_none() {

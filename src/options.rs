@@ -158,7 +158,9 @@ impl Options {
     /// With the [`Report`] when something leaked; at once, with a message
     /// naming the async form, when called on a thread that drives a
     /// current-thread tokio runtime (blocking there would stall the very
-    /// tasks it waits for).
+    /// tasks it waits for). leakcheck tells that from the runtime context,
+    /// so a thread that only entered such a runtime with `Handle::enter`
+    /// counts as driving it too; tracked blocking tasks and threads don't.
     ///
     /// ```
     /// let worker = leakcheck::thread::spawn(|| ());

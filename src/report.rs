@@ -176,10 +176,12 @@ impl Report {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a current-thread runtime");
-        let _guard = runtime.enter();
-        let _task = crate::Builder::new()
-            .name("example")
-            .spawn(std::future::pending::<()>());
+        runtime.block_on(async {
+            crate::Builder::new()
+                .name("example")
+                .spawn(std::future::pending::<()>());
+        });
+        // The runtime is idle and not entered here, so a blocking check is fine.
         crate::Options::new()
             .settle(Duration::ZERO)
             .find()
