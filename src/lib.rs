@@ -154,3 +154,8 @@ pub fn find() -> Result<(), Report> {
 pub async fn find_async() -> Result<(), Report> {
     Options::new().find_async().await
 }
+
+// The README's examples are compiled as doctests, so they can't rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

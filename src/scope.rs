@@ -29,6 +29,9 @@ pub(crate) enum ScopeName {
     Process,
 }
 
+/// One shard of a scope's live records, keyed by slab index.
+type Shard = Padded<Mutex<Slab<Arc<TaskRecord>>>>;
+
 /// A cache line of its own, so that shards locked from different cores
 /// don't bounce one line between them.
 #[repr(align(128))]
@@ -42,7 +45,7 @@ struct Padded<T>(T);
 pub(crate) struct Scope {
     name: ScopeName,
     live: AtomicUsize,
-    shards: Box<[Padded<Mutex<Slab<Arc<TaskRecord>>>>]>,
+    shards: Box<[Shard]>,
     /// Number of threads currently waiting in [`Scope::wait_for_change`].
     waiters: AtomicUsize,
     /// Bumped (under its lock) whenever a record ends while someone waits.

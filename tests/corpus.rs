@@ -55,6 +55,7 @@ async fn p01_worker_ignoring_cancellation_is_caught() {
     let report = expect_report().await;
     assert_sites_here(&report, &[("worker", 1)]);
     assert_eq!(report.leaks()[0].name(), Some("worker"));
+    println!("{report}"); // shown with --nocapture
     redactions().bind(|| insta::assert_snapshot!("p01_worker_ignoring_cancellation", report));
 }
 
@@ -205,6 +206,7 @@ async fn p05_unbounded_crawler_is_caught_and_grouped() {
     let text = report.to_string();
     assert!(text.contains(&format!("{} × task", PAGES - 26)), "{text}");
     assert!(text.lines().count() < 10, "the report stays short:\n{text}");
+    println!("{report}"); // shown with --nocapture
     redactions().bind(|| insta::assert_snapshot!("p05_unbounded_crawler", report));
     drop(found);
 }
