@@ -5,7 +5,8 @@
 //!    with the spawner as parent.
 //! 2. Inside a tokio task that leakcheck did not spawn: the process scope. On
 //!    a runtime worker the thread says nothing about which test is running.
-//! 3. Otherwise: the OS thread's own scope. libtest runs each test on a fresh
+//! 3. Inside an explicit scope ([`enter_scope`], used by `#[leak_check]`).
+//! 4. Otherwise: the OS thread's own scope. libtest runs each test on a fresh
 //!    thread named after it, so this is the test's scope.
 
 use std::cell::{Cell, RefCell};
@@ -18,6 +19,8 @@ use crate::sync::Arc;
 thread_local! {
     /// The tracked task, blocking closure or thread running on this thread.
     static CURRENT: Cell<Option<Arc<TaskRecord>>> = const { Cell::new(None) };
+    /// A scope entered explicitly on this thread (by `#[leak_check]`).
+    static EXPLICIT: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
     /// This thread's own scope, made on first use.
     static THREAD_SCOPE: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
 }
@@ -56,6 +59,9 @@ pub(crate) fn owner() -> Owner {
     }
     if tokio::task::try_id().is_some() {
         return Owner::Scope(Registry::process_scope().clone());
+    }
+    if let Ok(Some(scope)) = EXPLICIT.try_with(|e| e.borrow().clone()) {
+        return Owner::Scope(scope);
     }
     THREAD_SCOPE
         .try_with(|slot| {
@@ -125,5 +131,24 @@ impl Drop for Lend<'_> {
             let record = CURRENT.with(|c| c.replace(previous));
             self.slot.restore(record);
         }
+    }
+}
+
+/// Enters a fresh scope on this thread until the guard drops.
+pub(crate) fn enter_scope(name: ScopeName) -> ExplicitScope {
+    let scope = Scope::new(name);
+    let previous = EXPLICIT.with(|e| e.replace(Some(scope)));
+    ExplicitScope { previous }
+}
+
+/// Leaves an explicit scope on drop, restoring the one it replaced.
+pub(crate) struct ExplicitScope {
+    previous: Option<Arc<Scope>>,
+}
+
+impl Drop for ExplicitScope {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = EXPLICIT.try_with(|e| *e.borrow_mut() = previous);
     }
 }

@@ -83,6 +83,7 @@ mod scope;
 mod settle;
 mod spawn;
 mod sync;
+mod test_scope;
 pub mod thread;
 mod tracked;
 mod verify;
@@ -92,6 +93,108 @@ pub use options::Options;
 pub use report::{Leak, Report};
 pub use spawn::{spawn, spawn_blocking, spawn_local, track, Builder};
 pub use tracked::Tracked;
+
+/// Checks a test for leaks: the body runs in a fresh scope named after the
+/// test, and when it returns the check waits for that scope's tasks and
+/// threads to end, panicking with the [`Report`] if some don't.
+///
+/// # Sync tests
+///
+/// Put it above `#[test]`. On a plain function (no `#[test]`) it checks
+/// each call, which is how this example runs:
+///
+/// ```
+/// #[leakcheck::leak_check]
+/// // #[test]
+/// fn indexer_stops() {
+///     leakcheck::thread::spawn(|| ()).join().unwrap();
+/// }
+/// # indexer_stops();
+/// ```
+///
+/// # Async tests
+///
+/// On an `async fn` it is a complete test attribute, like `#[tokio::test]`:
+/// it builds the runtime, runs the body, and runs the check **before** the
+/// runtime shuts down (dropping a runtime cancels its tasks, which would hide
+/// every leak).
+///
+/// ```no_run
+/// #[leakcheck::leak_check(flavor = "multi_thread", worker_threads = 2, settle = "500ms")]
+/// async fn worker_stops_on_shutdown() {
+///     let token = tokio_util::sync::CancellationToken::new();
+///     let child = token.child_token();
+///     leakcheck::spawn(async move { child.cancelled().await });
+///     token.cancel();
+/// }
+/// ```
+///
+/// With `#[tokio::test]`, put `#[leak_check]` **above** it; it takes over
+/// `#[tokio::test]`'s arguments. The other order is a compile error that
+/// says so.
+///
+/// ```no_run
+/// #[leakcheck::leak_check]
+/// #[tokio::test(start_paused = true)]
+/// async fn interval_is_stopped() {
+///     let ticker = leakcheck::spawn(async {
+///         let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+///         for _ in 0..3 {
+///             every.tick().await;
+///         }
+///     });
+///     ticker.await.unwrap();
+/// }
+/// ```
+///
+/// # Arguments
+///
+/// | argument | meaning | default |
+/// |---|---|---|
+/// | `settle = "250ms"` | the settle period, in `ms` or `s`, greater than zero | `LEAKCHECK_SETTLE` or 1 s |
+/// | `ignore_name = "exporter"` | [`Options::ignore_name`] | |
+/// | `ignore_spawned_at = "src/pool.rs"` | [`Options::ignore_spawned_at`] | |
+/// | `crate = my_reexport::leakcheck` | where leakcheck is, when re-exported | `::leakcheck` |
+/// | `flavor = "multi_thread"` | the runtime of an async test: `"current_thread"` or `"multi_thread"` | `"current_thread"` |
+/// | `worker_threads = 4` | worker threads (multi-thread only) | the number of cores |
+/// | `start_paused = true` | start with tokio's clock paused (current-thread only) | `false` |
+///
+/// Bad arguments are compile errors that point at the offending token.
+///
+/// # Outcomes
+///
+/// - If the body panics, the panic propagates unchanged and no check runs,
+///   so a failed assertion is never hidden behind a leak report. This also
+///   makes it compose with `#[should_panic]`.
+/// - A test returning `Result` is checked after `Ok`; after `Err` the error
+///   is the failure.
+///
+/// # rstest
+///
+/// Put `#[leak_check]` below `#[rstest]` (or above it: it moves itself below)
+/// and every case is checked on its own:
+///
+/// ```no_run
+/// use rstest::rstest;
+///
+/// #[rstest]
+/// #[case(1)]
+/// #[case(2)]
+/// #[leakcheck::leak_check]
+/// fn workers_stop(#[case] workers: usize) {
+///     for _ in 0..workers {
+///         leakcheck::thread::spawn(|| ()).join().unwrap();
+///     }
+/// }
+/// ```
+pub use leakcheck_macros::leak_check;
+
+#[doc(hidden)]
+pub mod __private {
+    //! What `#[leak_check]`'s expansion refers to. Not a public API.
+    pub use crate::test_scope::{TestOutcome, TestScope};
+    pub use tokio;
+}
 
 /// Waits up to the settle period for this scope's tasks and threads to end,
 /// and panics with the [`Report`] if some don't.
