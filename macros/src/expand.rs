@@ -217,3 +217,63 @@ fn mentions_tokio_test_expansion(tokens: &TokenStream) -> bool {
         _ => false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::leak_check;
+    use quote::quote;
+
+    fn error_of(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> String {
+        leak_check(args, item)
+            .expect_err("should be rejected")
+            .to_string()
+    }
+
+    // `#[tokio::test] #[leak_check]` can't be a trybuild case: the #[test]
+    // that tokio::test emits strips the function outside `cargo test`
+    // before #[leak_check] ever runs. So test on what tokio::test emits.
+    #[test]
+    fn below_tokio_test_is_an_error_naming_the_right_order() {
+        let expanded_by_tokio_test = quote! {
+            #[::core::prelude::v1::test]
+            fn check() {
+                let body = async {};
+                {
+                    use tokio::runtime::Builder;
+                    return Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("Failed building the Runtime")
+                        .block_on(body);
+                }
+            }
+        };
+        let error = error_of(quote!(), expanded_by_tokio_test);
+        assert!(error.contains("must go above #[tokio::test]"), "{error}");
+    }
+
+    #[test]
+    fn a_sync_test_that_builds_its_own_runtime_is_accepted() {
+        let own_runtime = quote! {
+            fn check() {
+                let rt = tokio::runtime::Runtime::new().expect("a runtime");
+                rt.block_on(async {});
+            }
+        };
+        assert!(leak_check(quote!(), own_runtime).is_ok());
+    }
+
+    #[test]
+    fn above_rstest_moves_itself_below() {
+        let item = quote! {
+            #[rstest]
+            #[case(1)]
+            fn check(#[case] n: u32) {}
+        };
+        let out = leak_check(quote!(settle = "1s"), item).unwrap().to_string();
+        let rstest = out.find("rstest").unwrap();
+        let ours = out.find("leak_check").unwrap();
+        assert!(rstest < ours, "{out}");
+        assert!(out.contains("settle = \"1s\""), "{out}");
+    }
+}

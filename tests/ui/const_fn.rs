@@ -1,0 +1,4 @@
+#[leakcheck::leak_check]
+const fn check() {}
+
+fn main() {}

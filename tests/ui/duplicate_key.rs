@@ -1,0 +1,4 @@
+#[leakcheck::leak_check(settle = "1s", settle = "2s")]
+fn check() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[leakcheck::leak_check]
+extern "C" fn check() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[leakcheck::leak_check]
+struct Worker;
+
+fn main() {}

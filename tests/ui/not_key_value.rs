@@ -1,0 +1,4 @@
+#[leakcheck::leak_check(settle)]
+fn check() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[leakcheck::leak_check(flavor = "multi_thread")]
+fn check() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[leakcheck::leak_check(flavor = "single_thread")]
+async fn check() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[leakcheck::leak_check(timeout = "1s")]
+fn check() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[leakcheck::leak_check(settle = "0ms")]
+fn check() {}
+
+fn main() {}
