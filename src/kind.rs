@@ -37,6 +37,12 @@ impl Kind {
     pub(crate) fn is_task(self) -> bool {
         !matches!(self, Kind::Thread)
     }
+
+    /// Whether this kind is a polled future (rather than a closure running
+    /// on an OS thread).
+    pub(crate) fn is_async(self) -> bool {
+        matches!(self, Kind::Task | Kind::Local)
+    }
 }
 
 impl fmt::Display for Kind {

@@ -71,11 +71,12 @@
 //! it nor is advanced by it.
 
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // allowed in `waker` only, for the RawWaker vtable
 
 mod context;
 mod kind;
 mod options;
+mod os_thread;
 mod record;
 mod registry;
 mod report;
@@ -83,10 +84,12 @@ mod scope;
 mod settle;
 mod spawn;
 mod sync;
+mod task_state;
 mod test_scope;
 pub mod thread;
 mod tracked;
 mod verify;
+mod waker;
 
 pub use kind::Kind;
 pub use options::Options;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::kind::Kind;
 use crate::scope::{Scope, Slot};
 use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::task_state::TaskState;
 
 /// One live task or thread, as the registry sees it.
 ///
@@ -22,6 +23,8 @@ pub(crate) struct TaskRecord {
     pub(crate) parent: Option<Arc<TaskRecord>>,
     pub(crate) scope: Arc<Scope>,
     pub(crate) slot: Slot,
+    /// What the task is doing, updated on every poll.
+    pub(crate) state: TaskState,
 }
 
 impl TaskRecord {
@@ -102,8 +105,14 @@ impl Registration {
             parent,
             scope: scope.clone(),
             slot,
+            state: TaskState::default(),
         });
         Registration(Some(record))
+    }
+
+    /// The record, unless it is lent out or ended.
+    pub(crate) fn get(&self) -> Option<&Arc<TaskRecord>> {
+        self.0.as_ref()
     }
 
     /// The registered record. Only for owners that never lend it.
@@ -125,6 +134,7 @@ impl Registration {
     /// Ends the record now (the task completed) rather than at drop.
     pub(crate) fn end(&mut self) {
         if let Some(record) = self.0.take() {
+            record.state.ended();
             record.scope.remove(&record);
         }
     }

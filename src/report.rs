@@ -9,6 +9,7 @@ use crate::kind::Kind;
 use crate::record::TaskRecord;
 use crate::scope::ScopeName;
 use crate::sync::Arc;
+use crate::task_state::Condition;
 
 /// One task or thread that outlived the check.
 ///
@@ -36,12 +37,22 @@ use crate::sync::Arc;
 pub struct Leak {
     record: Arc<TaskRecord>,
     age: Duration,
+    condition: Condition,
 }
 
 impl Leak {
     pub(crate) fn new(record: Arc<TaskRecord>, now: Instant) -> Leak {
         let age = now.saturating_duration_since(record.born);
-        Leak { record, age }
+        let condition = if record.kind.is_async() {
+            record.state.condition(now)
+        } else {
+            record.state.running(now)
+        };
+        Leak {
+            record,
+            age,
+            condition,
+        }
     }
 
     pub(crate) fn record(&self) -> &TaskRecord {
@@ -115,6 +126,7 @@ impl fmt::Debug for Leak {
             .field("spawned_at", &self.spawned_at())
             .field("age", &self.age)
             .field("test", &self.test())
+            .field("condition", &self.condition.label())
             .finish()
     }
 }
@@ -247,6 +259,7 @@ struct Group<'a> {
     count: usize,
     oldest: Duration,
     same_name: bool,
+    conditions: BTreeMap<&'static str, usize>,
 }
 
 fn groups(leaks: &[Leak]) -> impl Iterator<Item = Group<'_>> {
@@ -262,6 +275,7 @@ fn groups(leaks: &[Leak]) -> impl Iterator<Item = Group<'_>> {
                 g.count += 1;
                 g.same_name &= g.first.name() == leak.name();
                 g.oldest = g.oldest.max(leak.age);
+                *g.conditions.entry(leak.condition.label()).or_default() += 1;
                 // The member with the longest chain of spawners shows the
                 // most of how the group came to be.
                 if depth > *deepest {
@@ -275,6 +289,7 @@ fn groups(leaks: &[Leak]) -> impl Iterator<Item = Group<'_>> {
                     count: 1,
                     oldest: leak.age,
                     same_name: true,
+                    conditions: BTreeMap::from([(leak.condition.label(), 1)]),
                 },
                 depth,
             ));
@@ -306,7 +321,76 @@ impl Group<'_> {
             record.spawned_at,
             HumanDuration(self.oldest)
         )?;
+        writeln!(f, "      {}", ConditionLine(&self.first.condition))?;
+        if self.conditions.len() > 1 {
+            let mixed: Vec<String> = self
+                .conditions
+                .iter()
+                .map(|(label, n)| format!("{n} {label}"))
+                .collect();
+            writeln!(f, "      (of these: {})", mixed.join(", "))?;
+        }
         write_chain(f, record)
+    }
+}
+
+/// One line on what a survivor is doing, and what that means.
+struct ConditionLine<'a>(&'a Condition);
+
+impl fmt::Display for ConditionLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let polled = |f: &mut fmt::Formatter<'_>, polls: u64, last: Duration| {
+            let times = if polls == 1 { "time" } else { "times" };
+            write!(
+                f,
+                "; polled {polls} {times}, last {} ago",
+                HumanDuration(last)
+            )
+        };
+        match self.0 {
+            Condition::CanNeverFinish { polls, last } => {
+                write!(
+                    f,
+                    "can never finish: pending, not woken, and no clone of its waker exists, \
+                     so nothing can wake it (a proof, not a guess)"
+                )?;
+                polled(f, *polls, *last)
+            }
+            Condition::Waiting {
+                wakers,
+                polls,
+                last,
+            } => {
+                let held = plural(*wakers, "waker");
+                write!(
+                    f,
+                    "waiting: pending, {held} held by what it waits on (a channel, timer, Notify, lock or socket)"
+                )?;
+                polled(f, *polls, *last)
+            }
+            Condition::Runnable { polls, last } => {
+                write!(f, "runnable: woken, waiting for a worker to poll it")?;
+                polled(f, *polls, *last)
+            }
+            Condition::Busy { for_ } => write!(
+                f,
+                "busy: inside poll for {} (blocking code in an async task never yields)",
+                HumanDuration(*for_)
+            ),
+            Condition::NotYetPolled => write!(f, "not yet polled: spawned, never run"),
+            Condition::Running { for_, kernel } => {
+                write!(f, "running for {}", HumanDuration(*for_))?;
+                match kernel {
+                    Some(state) => write!(
+                        f,
+                        "; kernel: {} ({state})",
+                        crate::os_thread::describe(*state)
+                    ),
+                    None => Ok(()),
+                }
+            }
+            Condition::NotStarted => write!(f, "not started: queued for a blocking-pool thread"),
+        }
     }
 }
 

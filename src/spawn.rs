@@ -244,6 +244,7 @@ impl Builder {
 /// Runs a blocking closure or thread body as the current owner; its record
 /// ends when `f` returns or unwinds, as `registration` drops.
 pub(crate) fn run_registered<R>(registration: Registration, f: impl FnOnce() -> R) -> R {
+    registration.record().state.run_begin();
     let _current = context::enter(registration.record().clone());
     f()
 }

@@ -11,6 +11,7 @@ use pin_project_lite::pin_project;
 
 use crate::kind::Kind;
 use crate::record::Registration;
+use crate::sync::Arc;
 
 pin_project! {
     /// A future registered with leakcheck, returned by [`track`](crate::track).
@@ -55,17 +56,41 @@ impl<F> Tracked<F> {
     }
 }
 
+#[cfg(test)]
+impl<F> Tracked<F> {
+    pub(crate) fn record(&self) -> Option<&crate::sync::Arc<crate::record::TaskRecord>> {
+        self.registration.get()
+    }
+}
+
 impl<F: Future> Future for Tracked<F> {
     type Output = F::Output;
 
+    #[allow(unsafe_code)] // the counting waker; see the SAFETY comment
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        let Some(record) = this.registration.get() else {
+            // Polled after completion: nothing left to track.
+            return this.future.poll(cx);
+        };
+        record.state.poll_begin(cx.waker());
+        let record_ptr = Arc::as_ptr(record);
         let output = {
             // The record is the current owner for the length of this poll and
             // is handed back even if the future panics.
             let _lend = crate::context::Lend::new(this.registration);
-            this.future.poll(cx)
+            // SAFETY: `Lend` moved the record's `Arc` into the thread-local
+            // context, where it stays (only `Lend` and `Restore` guards swap
+            // that slot, and each puts back what it took) until `_lend`
+            // drops at the end of this block. The waker and every reference
+            // to it live only inside this block; clones take their own count.
+            let waker = unsafe { crate::waker::borrowed(record_ptr) };
+            let mut counted = Context::from_waker(&waker);
+            this.future.poll(&mut counted)
         };
+        if let Some(record) = this.registration.get() {
+            record.state.poll_end();
+        }
         if output.is_ready() {
             // Ended now, not when the runtime gets round to dropping us.
             this.registration.end();

@@ -24,6 +24,11 @@ fn assert_sites_here(report: &leakcheck::Report, expected: &[(&str, usize)]) {
     assert_sites(report, FILE, SOURCE, expected);
 }
 
+/// Pins the whole report of a pattern, with run-to-run details redacted.
+fn assert_report_snapshot(name: &str, report: &leakcheck::Report) {
+    redactions().bind(|| insta::assert_snapshot!(name, report));
+}
+
 // 1. A worker loop that ignores cancellation -------------------------------
 
 fn start_worker(mut jobs: mpsc::Receiver<u32>, shutdown: CancellationToken, obey: bool) {
@@ -56,7 +61,7 @@ async fn p01_worker_ignoring_cancellation_is_caught() {
     assert_sites_here(&report, &[("worker", 1)]);
     assert_eq!(report.leaks()[0].name(), Some("worker"));
     println!("{report}"); // shown with --nocapture
-    redactions().bind(|| insta::assert_snapshot!("p01_worker_ignoring_cancellation", report));
+    assert_report_snapshot("p01_worker_ignoring_cancellation", &report);
 }
 
 #[tokio::test]
@@ -88,6 +93,7 @@ async fn p02_send_on_full_channel_is_caught() {
     start_producer(tx);
     let report = expect_report().await;
     assert_sites_here(&report, &[("producer", 1)]);
+    assert_report_snapshot("p02_send_on_full_channel", &report);
     drop(rx);
 }
 
@@ -118,6 +124,7 @@ async fn p03_receive_loop_with_live_sender_is_caught() {
     tx.send("hello".to_owned()).await.unwrap();
     let report = expect_report().await;
     assert_sites_here(&report, &[("consumer", 1)]);
+    assert_report_snapshot("p03_receive_loop_with_live_sender", &report);
     drop(tx);
 }
 
@@ -135,7 +142,9 @@ async fn p03_receive_loop_ends_when_sender_drops() {
 fn start_heartbeat(stop: Option<CancellationToken>) {
     leakcheck::spawn(async move {
         // site:heartbeat
-        let mut every = tokio::time::interval(Duration::from_millis(5));
+        // Long enough apart that a check almost never lands inside a tick
+        // (the snapshot pins this task as "waiting").
+        let mut every = tokio::time::interval(Duration::from_millis(100));
         loop {
             match &stop {
                 Some(stop) => tokio::select! {
@@ -155,6 +164,7 @@ async fn p04_unstopped_interval_is_caught() {
     start_heartbeat(None);
     let report = expect_report().await;
     assert_sites_here(&report, &[("heartbeat", 1)]);
+    assert_report_snapshot("p04_unstopped_interval", &report);
 }
 
 #[tokio::test]
@@ -207,7 +217,7 @@ async fn p05_unbounded_crawler_is_caught_and_grouped() {
     assert!(text.contains(&format!("{} × task", PAGES - 26)), "{text}");
     assert!(text.lines().count() < 10, "the report stays short:\n{text}");
     println!("{report}"); // shown with --nocapture
-    redactions().bind(|| insta::assert_snapshot!("p05_unbounded_crawler", report));
+    assert_report_snapshot("p05_unbounded_crawler", &report);
     drop(found);
 }
 
@@ -267,6 +277,7 @@ async fn p06_orphan_after_timeout_is_caught() {
     assert_eq!(service.handle(false).await, None);
     let report = expect_report().await;
     assert_sites_here(&report, &[("slow-work", 1)]);
+    assert_report_snapshot("p06_orphan_after_timeout", &report);
 }
 
 #[tokio::test]
@@ -286,7 +297,7 @@ fn start_poller(stop: Option<CancellationToken>) {
             if stop.as_ref().is_some_and(CancellationToken::is_cancelled) {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
 }
@@ -296,6 +307,7 @@ async fn p07_loop_without_exit_is_caught() {
     start_poller(None);
     let report = expect_report().await;
     assert_sites_here(&report, &[("poller", 1)]);
+    assert_report_snapshot("p07_loop_without_exit", &report);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,6 +336,7 @@ async fn p08_barrier_waiting_for_missing_party_is_caught() {
     start_parties(&barrier, 2);
     let report = expect_report().await;
     assert_sites_here(&report, &[("party", 2)]);
+    assert_report_snapshot("p08_barrier_missing_party", &report);
 }
 
 #[tokio::test]
@@ -359,6 +372,7 @@ async fn p09_select_without_cancel_arm_is_caught() {
     start_multiplexer(a, b, None);
     let report = expect_report().await;
     assert_sites_here(&report, &[("multiplexer", 1)]);
+    assert_report_snapshot("p09_select_without_cancel_arm", &report);
 }
 
 #[tokio::test]
@@ -392,6 +406,7 @@ async fn p10_fresh_token_instead_of_child_is_caught() {
     parent.cancel();
     let report = expect_report().await;
     assert_sites_here(&report, &[("job", 1)]);
+    assert_report_snapshot("p10_fresh_token_instead_of_child", &report);
 }
 
 #[tokio::test]
@@ -432,6 +447,7 @@ async fn p11_stage_waiting_on_undropped_sender_is_caught() {
     // The producer is done but keeps `source`: both stages wait forever.
     let report = expect_report().await;
     assert_sites_here(&report, &[("stage", 2)]);
+    assert_report_snapshot("p11_stage_waiting_on_undropped_sender", &report);
     drop(source);
 }
 
@@ -481,6 +497,7 @@ async fn p12_merger_waiting_on_stuck_worker_is_caught() {
     let _merged = fan_in(Arc::new(Notify::new()), None);
     let report = expect_report().await;
     assert_sites_here(&report, &[("fan-worker", 1), ("merger", 1)]);
+    assert_report_snapshot("p12_merger_waiting_on_stuck_worker", &report);
 }
 
 #[tokio::test]
@@ -530,6 +547,7 @@ async fn p13_pool_without_shutdown_is_caught() {
     pool.jobs.send(7).await.unwrap();
     let report = expect_report().await;
     assert_sites_here(&report, &[("pool-worker", 4)]);
+    assert_report_snapshot("p13_pool_without_shutdown", &report);
 }
 
 #[tokio::test]
@@ -573,6 +591,7 @@ async fn p14_permit_held_outside_parks_tasks_and_is_caught() {
     limiter.run(3);
     let report = expect_report().await;
     assert_sites_here(&report, &[("limited-job", 3)]);
+    assert_report_snapshot("p14_permit_held_outside", &report);
     assert!(limiter.warm_up.is_some());
 }
 
@@ -598,6 +617,7 @@ async fn p15_unnotified_waiter_is_caught() {
     start_waiter(ready.clone());
     let report = expect_report().await;
     assert_sites_here(&report, &[("notify-waiter", 1)]);
+    assert_report_snapshot("p15_unnotified_waiter", &report);
 }
 
 #[tokio::test]
@@ -648,6 +668,7 @@ async fn p16_group_that_keeps_running_after_failure_is_caught() {
     assert!(group.wait(false).await.is_err());
     let report = expect_report().await;
     assert_sites_here(&report, &[("group-member", 2)]);
+    assert_report_snapshot("p16_group_keeps_running_after_failure", &report);
 }
 
 #[tokio::test]
@@ -676,6 +697,7 @@ fn p17_thread_on_held_channel_is_caught() {
         .find()
         .unwrap_err();
     assert_sites_here(&report, &[("logger", 1)]);
+    assert_report_snapshot("p17_thread_on_held_channel", &report);
     assert_eq!(report.leaks()[0].kind(), leakcheck::Kind::Thread);
     drop(tx); // let the thread end before the test does
     assert_eq!(logger.join().unwrap(), 1);
@@ -731,6 +753,7 @@ async fn p18_blocking_wait_on_unnotified_condvar_is_caught() {
     let waiter = start_blocking_waiter(flag);
     let report = expect_report().await;
     assert_sites_here(&report, &[("condvar-waiter", 1)]);
+    assert_report_snapshot("p18_blocking_wait_on_unnotified_condvar", &report);
     assert_eq!(report.leaks()[0].kind(), leakcheck::Kind::Blocking);
     drop(release);
     waiter.await.unwrap();

@@ -79,6 +79,7 @@ pub fn redactions() -> insta::Settings {
     settings.add_filter(r"\b\d+(\.\d+)?(ms|s)\b", "[duration]");
     settings.add_filter(r"\b\d+m \d+s\b", "[duration]");
     settings.add_filter(r"\.rs:\d+:\d+", ".rs:[line]:[col]");
+    settings.add_filter(r"polled \d+ times?", "polled [n] times");
     settings.set_prepend_module_to_snapshot(false);
     settings
 }

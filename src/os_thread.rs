@@ -1,0 +1,92 @@
+//! The kernel's view of OS threads: their ids and scheduler states.
+//!
+//! Linux only (`/proc`); elsewhere the id is unknown and reports say
+//! nothing about the kernel state.
+
+/// The kernel id of the calling thread, or 0 when unknown. Cached per
+/// thread: tokio's blocking pool reuses its threads.
+pub(crate) fn current_tid() -> u32 {
+    #[cfg(target_os = "linux")]
+    {
+        use std::cell::Cell;
+        thread_local! {
+            static TID: Cell<u32> = const { Cell::new(0) };
+        }
+        TID.try_with(|tid| {
+            if tid.get() == 0 {
+                tid.set(read_tid().unwrap_or(0));
+            }
+            tid.get()
+        })
+        .unwrap_or(0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
+/// `/proc/thread-self` links to `/proc/<pid>/task/<tid>`.
+#[cfg(target_os = "linux")]
+fn read_tid() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// The scheduler state letter (`R`, `S`, `D`, ...) of thread `tid` of this
+/// process, from `/proc/self/task/<tid>/stat`.
+pub(crate) fn kernel_state(tid: u32) -> Option<char> {
+    if tid == 0 || !cfg!(target_os = "linux") {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // "tid (name) S ...": the name may hold spaces and parentheses, so read
+    // after the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// What a state letter means, as `ps` documents it.
+pub(crate) fn describe(state: char) -> &'static str {
+    match state {
+        'R' => "running",
+        'S' => "sleeping",
+        'D' => "in uninterruptible sleep",
+        'T' | 't' => "stopped",
+        'Z' => "zombie",
+        'X' => "dead",
+        'I' => "idle",
+        _ => "unknown",
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_thread_reads_as_sleeping_and_this_one_as_running() {
+        assert_eq!(kernel_state(current_tid()), Some('R'));
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let sleeper = std::thread::spawn(move || {
+            tid_tx.send(current_tid()).unwrap();
+            stop_rx.recv().ok();
+        });
+        let tid = tid_rx.recv().unwrap();
+        assert_ne!(tid, current_tid());
+        // It blocks in recv() right after sending; wait until the kernel agrees.
+        let mut state = kernel_state(tid);
+        for _ in 0..1000 {
+            if state == Some('S') {
+                break;
+            }
+            std::thread::yield_now();
+            state = kernel_state(tid);
+        }
+        assert_eq!(state, Some('S'));
+        assert_eq!(describe('S'), "sleeping");
+        stop_tx.send(()).unwrap();
+        sleeper.join().unwrap();
+        assert_eq!(kernel_state(0), None);
+    }
+}

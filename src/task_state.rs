@@ -1,0 +1,162 @@
+//! `TaskState`: what a task is doing, tracked on every poll, and the
+//! `Condition` a report reads from it ("can never finish", "waiting", ...).
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use atomic_waker::AtomicWaker;
+
+/// Live state of one task. Written by the thread that polls the task (and
+/// by whoever wakes it), read by reports from any thread; every field is a
+/// plain atomic, so neither side takes a lock.
+#[derive(Default)]
+pub(crate) struct TaskState {
+    /// Completed and ongoing polls (for blocking tasks and threads: 1 once
+    /// their closure started).
+    polls: AtomicU64,
+    /// When the current poll started (ns since [`epoch`], plus one), or 0
+    /// when not inside `poll`.
+    poll_started: AtomicU64,
+    /// When the last poll started (same encoding); 0 if never polled.
+    last_poll: AtomicU64,
+    /// Set by our waker, cleared when a poll starts: woken, not yet polled.
+    pub(crate) woken: AtomicBool,
+    /// Live clones of our waker that the future (or resources it registered
+    /// with) hold.
+    pub(crate) wakers: AtomicUsize,
+    /// The runtime's waker for this task, which ours forwards to.
+    pub(crate) runtime_waker: AtomicWaker,
+    /// The OS thread running a blocking task or thread (Linux), 0 if unknown.
+    tid: AtomicU32,
+}
+
+/// A fixed point that timestamps count from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn stamp(at: Instant) -> u64 {
+    let nanos = at.saturating_duration_since(epoch()).as_nanos();
+    u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
+}
+
+fn unstamp(stamp: u64) -> Option<Instant> {
+    (stamp != 0).then(|| epoch() + Duration::from_nanos(stamp - 1))
+}
+
+impl TaskState {
+    /// A poll starts: remember the runtime's waker and the time.
+    pub(crate) fn poll_begin(&self, runtime_waker: &Waker) {
+        self.runtime_waker.register(runtime_waker);
+        self.woken.store(false, Ordering::Relaxed);
+        let now = stamp(Instant::now());
+        self.last_poll.store(now, Ordering::Relaxed);
+        self.poll_started.store(now, Ordering::Relaxed);
+        self.polls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The poll returned.
+    pub(crate) fn poll_end(&self) {
+        self.poll_started.store(0, Ordering::Relaxed);
+    }
+
+    /// A blocking task's or thread's closure starts on this thread.
+    pub(crate) fn run_begin(&self) {
+        self.tid
+            .store(crate::os_thread::current_tid(), Ordering::Relaxed);
+        let now = stamp(Instant::now());
+        self.last_poll.store(now, Ordering::Relaxed);
+        self.poll_started.store(now, Ordering::Relaxed);
+        self.polls.store(1, Ordering::Relaxed);
+    }
+
+    /// The task ended: let go of the runtime's waker, so that clones of our
+    /// waker that outlive the task don't keep the runtime's task alive.
+    pub(crate) fn ended(&self) {
+        drop(self.runtime_waker.take());
+    }
+
+    /// What the task is doing at `now`, for an async task.
+    pub(crate) fn condition(&self, now: Instant) -> Condition {
+        let polls = self.polls.load(Ordering::Relaxed);
+        let started = unstamp(self.poll_started.load(Ordering::Relaxed));
+        let last = unstamp(self.last_poll.load(Ordering::Relaxed));
+        let since = |at: Instant| now.saturating_duration_since(at);
+        if let Some(started) = started {
+            return Condition::Busy {
+                for_: since(started),
+            };
+        }
+        if polls == 0 {
+            return Condition::NotYetPolled;
+        }
+        let last = last.map_or(Duration::ZERO, since);
+        if self.woken.load(Ordering::Relaxed) {
+            return Condition::Runnable { polls, last };
+        }
+        match self.wakers.load(Ordering::Relaxed) {
+            0 => Condition::CanNeverFinish { polls, last },
+            wakers => Condition::Waiting {
+                wakers,
+                polls,
+                last,
+            },
+        }
+    }
+
+    /// What a blocking task or thread is doing at `now`.
+    pub(crate) fn running(&self, now: Instant) -> Condition {
+        match unstamp(self.poll_started.load(Ordering::Relaxed)) {
+            None => Condition::NotStarted,
+            Some(started) => Condition::Running {
+                for_: now.saturating_duration_since(started),
+                kernel: crate::os_thread::kernel_state(self.tid.load(Ordering::Relaxed)),
+            },
+        }
+    }
+}
+
+/// How a surviving task stands, in the words a report uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Condition {
+    /// Pending, not polling, not woken, and no clone of its waker exists:
+    /// nothing can ever wake it.
+    CanNeverFinish { polls: u64, last: Duration },
+    /// Pending with wakers held by whatever it waits on.
+    Waiting {
+        wakers: usize,
+        polls: u64,
+        last: Duration,
+    },
+    /// Woken and waiting for a worker to poll it.
+    Runnable { polls: u64, last: Duration },
+    /// Inside `poll` right now.
+    Busy { for_: Duration },
+    /// Spawned but never polled yet.
+    NotYetPolled,
+    /// A blocking task or thread whose closure is running.
+    Running {
+        for_: Duration,
+        kernel: Option<char>,
+    },
+    /// A blocking task still queued for a pool thread.
+    NotStarted,
+}
+
+impl Condition {
+    /// A short word for grouping survivors by condition.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Condition::CanNeverFinish { .. } => "can never finish",
+            Condition::Waiting { .. } => "waiting",
+            Condition::Runnable { .. } => "runnable",
+            Condition::Busy { .. } => "busy",
+            Condition::NotYetPolled => "not yet polled",
+            Condition::Running { .. } => "running",
+            Condition::NotStarted => "not started",
+        }
+    }
+}
