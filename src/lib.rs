@@ -83,6 +83,7 @@ mod scope;
 mod settle;
 mod spawn;
 mod sync;
+mod test_main;
 pub mod thread;
 mod tracked;
 mod verify;
@@ -91,6 +92,7 @@ pub use kind::Kind;
 pub use options::Options;
 pub use report::{Leak, Report};
 pub use spawn::{spawn, spawn_blocking, spawn_local, track, Builder};
+pub use test_main::{verify_test_main, ExitCodeLike};
 pub use tracked::Tracked;
 
 /// Waits up to the settle period for this scope's tasks and threads to end,
