@@ -71,7 +71,9 @@
 //! it nor is advanced by it.
 
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+// Denied, not forbidden: the exit-time hook of `verify_test_main!` needs two
+// libc calls, allowed in that one module (`test_main::exit_time`).
+#![deny(unsafe_code)]
 
 mod context;
 mod kind;
@@ -94,6 +96,15 @@ pub use report::{Leak, Report};
 pub use spawn::{spawn, spawn_blocking, spawn_local, track, Builder};
 pub use test_main::{verify_test_main, ExitCodeLike};
 pub use tracked::Tracked;
+
+/// What [`verify_test_main!`] expands to needs; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    #[cfg(unix)]
+    pub use crate::test_main::verify_at_exit;
+    #[cfg(unix)]
+    pub use dtor;
+}
 
 /// Waits up to the settle period for this scope's tasks and threads to end,
 /// and panics with the [`Report`] if some don't.
