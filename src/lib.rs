@@ -38,8 +38,9 @@
 //! 2. **Inside a tokio task that leakcheck didn't spawn** (a plain
 //!    `tokio::spawn` in a library): the process-wide scope. On a runtime
 //!    worker thread nothing tells which test is running, and blaming the
-//!    worker's last test would be a lie. Only the whole-binary check looks at
-//!    the process-wide scope.
+//!    worker's last test would be a lie. Only the
+//!    [whole-binary check](#the-whole-test-binary) looks at the
+//!    process-wide scope.
 //! 3. **On a plain thread, or in a `block_on` body** (which is where a
 //!    `#[test]` or `#[tokio::test]` body runs): that OS thread's scope.
 //!    libtest runs each test on a fresh thread named after the test, so this
@@ -60,6 +61,38 @@
 //! outer.await.unwrap();
 //! # }
 //! ```
+//!
+//! # The whole test binary
+//!
+//! Per-test checks see their own test's tasks. To check everything at the
+//! end of a test binary, as goleak's `VerifyTestMain` does, including the
+//! process-wide scope that no test owns and tests that have no check of
+//! their own:
+//!
+//! - in a libtest target (`#[test]` functions), put
+//!   [`verify_test_main!()`](verify_test_main!) once at the top of the
+//!   crate: when the process exits, it waits up to the settle period for
+//!   every scope to empty, and if something is still running it prints the
+//!   report to stderr and exits with code 101, so `cargo test` fails;
+//! - in a `harness = false` target, wrap the runner in
+//!   [`verify_test_main()`](verify_test_main()), which does the same check
+//!   after a passing run and returns the code to exit with.
+//!
+//! ```
+//! // tests/api.rs, a libtest target:
+//! leakcheck::verify_test_main!();
+//! # fn main() {}
+//! ```
+//!
+//! ```
+//! // tests/custom.rs, a `harness = false` target:
+//! fn main() -> std::process::ExitCode {
+//!     leakcheck::verify_test_main(|| std::process::ExitCode::SUCCESS)
+//! }
+//! ```
+//!
+//! Each entry of a whole-binary report names the test its survivors belong
+//! to, or says `no test` for the process-wide scope.
 //!
 //! # The settle period
 //!
