@@ -38,8 +38,9 @@
 //! 2. **Inside a tokio task that leakcheck didn't spawn** (a plain
 //!    `tokio::spawn` in a library): the process-wide scope. On a runtime
 //!    worker thread nothing tells which test is running, and blaming the
-//!    worker's last test would be a lie. Only the whole-binary check looks at
-//!    the process-wide scope.
+//!    worker's last test would be a lie. Only the
+//!    [whole-binary check](#the-whole-test-binary) looks at the
+//!    process-wide scope.
 //! 3. **On a plain thread, or in a `block_on` body** (which is where a
 //!    `#[test]` or `#[tokio::test]` body runs): that OS thread's scope.
 //!    libtest runs each test on a fresh thread named after the test, so this
@@ -61,6 +62,38 @@
 //! # }
 //! ```
 //!
+//! # The whole test binary
+//!
+//! Per-test checks see their own test's tasks. To check everything at the
+//! end of a test binary, as goleak's `VerifyTestMain` does, including the
+//! process-wide scope that no test owns and tests that have no check of
+//! their own:
+//!
+//! - in a libtest target (`#[test]` functions), put
+//!   [`verify_test_main!()`](verify_test_main!) once at the top of the
+//!   crate: when the process exits, it waits up to the settle period for
+//!   every scope to empty, and if something is still running it prints the
+//!   report to stderr and exits with code 101, so `cargo test` fails;
+//! - in a `harness = false` target, wrap the runner in
+//!   [`verify_test_main()`](verify_test_main()), which does the same check
+//!   after a passing run and returns the code to exit with.
+//!
+//! ```
+//! // tests/api.rs, a libtest target:
+//! leakcheck::verify_test_main!();
+//! # fn main() {}
+//! ```
+//!
+//! ```
+//! // tests/custom.rs, a `harness = false` target:
+//! fn main() -> std::process::ExitCode {
+//!     leakcheck::verify_test_main(|| std::process::ExitCode::SUCCESS)
+//! }
+//! ```
+//!
+//! Each entry of a whole-binary report names the test its survivors belong
+//! to, or says `no test` for the process-wide scope.
+//!
 //! # The settle period
 //!
 //! A check waits up to the settle period (1 s by default) for the scope's
@@ -71,7 +104,10 @@
 //! it nor is advanced by it.
 
 #![deny(missing_docs)]
-#![deny(unsafe_code)] // allowed in `waker` only, for the RawWaker vtable
+// Denied, not forbidden: allowed in two places only, the counting waker's
+// RawWaker vtable (`waker`) and the two libc calls of the exit-time hook of
+// `verify_test_main!` (`test_main::exit_time`).
+#![deny(unsafe_code)]
 
 mod context;
 mod kind;
@@ -85,6 +121,7 @@ mod settle;
 mod spawn;
 mod sync;
 mod task_state;
+mod test_main;
 mod test_scope;
 pub mod thread;
 mod tracked;
@@ -95,6 +132,7 @@ pub use kind::Kind;
 pub use options::Options;
 pub use report::{Leak, Report};
 pub use spawn::{spawn, spawn_blocking, spawn_local, track, Builder};
+pub use test_main::{verify_test_main, ExitCodeLike};
 pub use tracked::Tracked;
 
 /// Checks a test for leaks: the body runs in a fresh scope named after the
@@ -192,10 +230,15 @@ pub use tracked::Tracked;
 /// ```
 pub use leakcheck_macros::leak_check;
 
+/// What `#[leak_check]` and [`verify_test_main!`] expand to; not part of
+/// the API.
 #[doc(hidden)]
 pub mod __private {
-    //! What `#[leak_check]`'s expansion refers to. Not a public API.
     pub use crate::test_scope::{TestOutcome, TestScope};
+    #[cfg(unix)]
+    pub use crate::test_main::verify_at_exit;
+    #[cfg(unix)]
+    pub use dtor;
     pub use tokio;
 }
 

@@ -156,15 +156,25 @@ impl fmt::Debug for Leak {
 /// ```
 #[derive(Clone)]
 pub struct Report {
-    scope: ScopeName,
+    checked: Checked,
     waited: Duration,
     leaks: Vec<Leak>,
 }
 
+/// What a check looked at, which decides how its report names the owners.
+#[derive(Clone, Debug)]
+pub(crate) enum Checked {
+    /// One scope: every survivor belongs to it, so the first line names it.
+    Scope(ScopeName),
+    /// Every scope of the process, at the end of a test binary: each group
+    /// names its own owner.
+    TestBinary,
+}
+
 impl Report {
-    pub(crate) fn new(scope: ScopeName, waited: Duration, leaks: Vec<Leak>) -> Report {
+    pub(crate) fn new(checked: Checked, waited: Duration, leaks: Vec<Leak>) -> Report {
         Report {
-            scope,
+            checked,
             waited,
             leaks,
         }
@@ -204,7 +214,7 @@ impl Report {
 impl fmt::Debug for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Report")
-            .field("scope", &self.scope)
+            .field("checked", &self.checked)
             .field("waited", &self.waited)
             .field("leaks", &self.leaks)
             .finish()
@@ -225,23 +235,35 @@ impl fmt::Display for Report {
             (0, th) => plural(th, "thread"),
             (t, th) => format!("{} and {}", plural(t, "task"), plural(th, "thread")),
         };
-        let owner = match &self.scope {
-            ScopeName::Test(name) => format!("test `{name}`"),
-            ScopeName::Thread(Some(name)) => format!("thread `{name}`"),
-            ScopeName::Thread(None) => "an unnamed thread".to_owned(),
-            ScopeName::Process => "every test (spawned outside any test)".to_owned(),
+        let owner = match &self.checked {
+            Checked::Scope(ScopeName::Process) => {
+                "every test (spawned outside any test)".to_owned()
+            }
+            Checked::Scope(name) => owner_of(name),
+            Checked::TestBinary => "the test binary".to_owned(),
         };
+        let by_owner = matches!(self.checked, Checked::TestBinary);
         let them = if self.leaks.len() == 1 { "it" } else { "them" };
         writeln!(
             f,
             "leakcheck: {what} outlived {owner}: still running after waiting {} for {them} to end",
             HumanDuration(self.waited)
         )?;
-        for group in groups(&self.leaks) {
+        for group in groups(&self.leaks, by_owner) {
             writeln!(f)?;
             group.fmt(f)?;
         }
         Ok(())
+    }
+}
+
+/// Who a scope stands for, as a report says it: "test `name`".
+fn owner_of(scope: &ScopeName) -> String {
+    match scope {
+        ScopeName::Test(name) => format!("test `{name}`"),
+        ScopeName::Thread(Some(name)) => format!("thread `{name}`"),
+        ScopeName::Thread(None) => "an unnamed thread".to_owned(),
+        ScopeName::Process => "no test".to_owned(),
     }
 }
 
@@ -253,21 +275,34 @@ fn plural(n: usize, noun: &str) -> String {
     }
 }
 
-/// Survivors that share a kind and a spawn site.
+/// Survivors that share a kind and a spawn site (and, in a whole-binary
+/// report, an owner).
 struct Group<'a> {
     first: &'a Leak,
     count: usize,
     oldest: Duration,
     same_name: bool,
     conditions: BTreeMap<&'static str, usize>,
+    /// The owner to name on the group's line, when the report's first line
+    /// doesn't name one for all of them.
+    owner: Option<String>,
 }
 
-fn groups(leaks: &[Leak]) -> impl Iterator<Item = Group<'_>> {
-    type Key = (&'static str, u32, u32, Kind);
+/// Groups survivors by spawn site; with `by_owner`, survivors of different
+/// scopes never share a group, and each group names its scope's owner.
+fn groups(leaks: &[Leak], by_owner: bool) -> impl Iterator<Item = Group<'_>> {
+    type Key = (&'static str, u32, u32, Kind, Option<String>);
     let mut by_site: BTreeMap<Key, (Group<'_>, usize)> = BTreeMap::new();
     for leak in leaks {
         let site = leak.spawned_at();
-        let key = (site.file(), site.line(), site.column(), leak.kind());
+        let owner = by_owner.then(|| owner_of(leak.record.scope.name()));
+        let key = (
+            site.file(),
+            site.line(),
+            site.column(),
+            leak.kind(),
+            owner.clone(),
+        );
         let depth = leak.record.lineage().count();
         by_site
             .entry(key)
@@ -290,6 +325,7 @@ fn groups(leaks: &[Leak]) -> impl Iterator<Item = Group<'_>> {
                     oldest: leak.age,
                     same_name: true,
                     conditions: BTreeMap::from([(leak.condition.label(), 1)]),
+                    owner,
                 },
                 depth,
             ));
@@ -315,12 +351,16 @@ impl Group<'_> {
         } else {
             "alive"
         };
-        writeln!(
+        write!(
             f,
             " spawned at {}, {age} {}",
             record.spawned_at,
             HumanDuration(self.oldest)
         )?;
+        match &self.owner {
+            Some(owner) => writeln!(f, " ({owner})")?,
+            None => writeln!(f)?,
+        }
         writeln!(f, "      {}", ConditionLine(&self.first.condition))?;
         if self.conditions.len() > 1 {
             let mixed: Vec<String> = self

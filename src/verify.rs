@@ -1,7 +1,8 @@
 //! The check itself: which scope to look at, waiting for it to settle, and
 //! turning the survivors into a [`Report`]. The blocking and async entry
 //! points share all of it; the async one only moves the wait onto tokio's
-//! blocking pool.
+//! blocking pool. The whole-binary check ([`check_test_binary`]) settles
+//! every scope the same way, one after another.
 
 use std::time::Instant;
 
@@ -10,7 +11,9 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use crate::context;
 use crate::kind::Kind;
 use crate::options::Options;
-use crate::report::{Leak, Report};
+use crate::record::TaskRecord;
+use crate::registry::Registry;
+use crate::report::{Checked, Leak, Report};
 use crate::scope::Scope;
 use crate::sync::Arc;
 
@@ -101,17 +104,75 @@ fn would_stall_runtime() -> bool {
 fn settle(options: &Options, target: &Target) -> Result<(), Report> {
     let start = Instant::now();
     let deadline = start.checked_add(options.settle_period());
-    let survivors = target.scope.settle(deadline, |scope| {
+    let survivors = survivors(&target.scope, deadline, options, &target.callers);
+    into_result(
+        Checked::Scope(target.scope.name().clone()),
+        start,
+        survivors,
+    )
+}
+
+/// Checks every scope in the process (every test's, every thread's and the
+/// process-wide one) against one deadline, as the end of a test binary.
+///
+/// Each scope settles in turn; once the deadline has passed, the scopes
+/// still to go are read once without waiting, and a scope that is already
+/// empty costs one atomic read. Scopes created while the check waits (a
+/// survivor starting a thread that spawns, say) are checked on another pass.
+pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
+    let start = Instant::now();
+    let deadline = start.checked_add(options.settle_period());
+    // Called from inside a tracked task or thread, skip it and its spawners,
+    // as a per-test check does.
+    let callers: Vec<u64> = context::current_record()
+        .map(|record| record.lineage().map(|r| r.id).collect())
+        .unwrap_or_default();
+    let mut checked: Vec<Arc<Scope>> = Vec::new();
+    let mut left = Vec::new();
+    loop {
+        let unchecked: Vec<Arc<Scope>> = Registry::global()
+            .scopes()
+            .into_iter()
+            .filter(|scope| !checked.iter().any(|seen| Arc::ptr_eq(seen, scope)))
+            .collect();
+        if unchecked.is_empty() {
+            break;
+        }
+        for scope in &unchecked {
+            left.extend(survivors(scope, deadline, options, &callers));
+        }
+        checked.extend(unchecked);
+    }
+    into_result(Checked::TestBinary, start, left)
+}
+
+/// What is left of `scope` at `deadline` (or as soon as nothing is): its
+/// live records minus the callers and whatever `options` forgives.
+fn survivors(
+    scope: &Scope,
+    deadline: Option<Instant>,
+    options: &Options,
+    callers: &[u64],
+) -> Vec<Arc<TaskRecord>> {
+    scope.settle(deadline, |scope| {
         let now = Instant::now();
         scope.snapshot(|record| {
-            !target.callers.contains(&record.id)
+            !callers.contains(&record.id)
                 && !options.forgives(record, || Leak::new(record.clone(), now))
         })
-    });
+    })
+}
+
+/// `Ok` when nothing survived, else the report of what did.
+fn into_result(
+    checked: Checked,
+    start: Instant,
+    survivors: Vec<Arc<TaskRecord>>,
+) -> Result<(), Report> {
     if survivors.is_empty() {
         return Ok(());
     }
     let now = Instant::now();
     let leaks = survivors.into_iter().map(|r| Leak::new(r, now)).collect();
-    Err(Report::new(target.scope.name().clone(), now - start, leaks))
+    Err(Report::new(checked, now - start, leaks))
 }

@@ -1,0 +1,189 @@
+//! The whole-binary check: `verify_test_main!` in libtest targets and
+//! `verify_test_main` in `harness = false` targets.
+//!
+//! The at-exit hook only shows itself in a process that exits, so the real
+//! proof is end to end: the fixture crate under `tests/fixture` has a leaky
+//! and a clean target of each form, and these tests run them with
+//! `cargo test` (and `cargo nextest run`) and read the exit status and
+//! stderr. The spawn sites the reports must name are marked with `// site:`
+//! in `tests/fixture/src/lib.rs`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Output};
+use std::sync::OnceLock;
+
+use common::site_line;
+
+const FIXTURE_LIB: &str = include_str!("fixture/src/lib.rs");
+
+fn fixture_manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture/Cargo.toml")
+}
+
+/// One target dir for every fixture run, inside this workspace's own, so
+/// the fixture builds once and `cargo clean` removes it.
+fn fixture_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixture")
+}
+
+/// A cargo command on the fixture, with a short settle period and without
+/// the variables of the test runner that started us.
+fn cargo(args: &[&str]) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args(args)
+        .arg("--manifest-path")
+        .arg(fixture_manifest())
+        .arg("--target-dir")
+        .arg(fixture_target_dir())
+        .env("LEAKCHECK_SETTLE", "100ms")
+        .env("CARGO_TERM_COLOR", "never");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("NEXTEST") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Builds every fixture target once per process; the runs after it only
+/// check that the build is fresh.
+fn build_fixture() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let output = cargo(&["test", "--no-run"])
+            .output()
+            .expect("running cargo");
+        assert!(
+            output.status.success(),
+            "building the fixture failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
+
+/// Runs `cargo <args>` on the built fixture; returns its output and stderr.
+fn run(args: &[&str]) -> (Output, String) {
+    build_fixture();
+    let output = cargo(args).output().expect("running cargo");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stderr)
+}
+
+/// The report line for the leak spawned at `site:<marker>`.
+fn report_line<'a>(stderr: &'a str, marker: &str) -> &'a str {
+    let site = format!("src/lib.rs:{}:", site_line(FIXTURE_LIB, marker));
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(&site)).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one report line should name {site}:\n{stderr}"
+    );
+    lines[0]
+}
+
+/// Runs a leaky target with `cargo test`: it must fail, and its report must
+/// name both leaks, the thread as `thread_owner`'s and the task as no test's.
+fn assert_fails_with_report(target: &str, thread_owner: &str) {
+    let (output, stderr) = run(&["test", "--test", target]);
+    assert!(!output.status.success(), "passed despite leaks:\n{stderr}");
+    assert!(
+        stderr.contains("leakcheck: 1 task and 1 thread outlived the test binary"),
+        "{stderr}"
+    );
+    let thread = report_line(&stderr, "listener");
+    assert!(thread.contains("thread \"listener\""), "{thread}");
+    assert!(thread.ends_with(&format!("({thread_owner})")), "{thread}");
+    let task = report_line(&stderr, "flusher");
+    assert!(task.trim_start().starts_with("task "), "{task}");
+    assert!(task.ends_with("(no test)"), "{task}");
+}
+
+/// Runs a clean target with `cargo test`: it must pass without a report.
+fn assert_passes(target: &str) {
+    let (output, stderr) = run(&["test", "--test", target]);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("outlived"), "{stderr}");
+}
+
+#[test]
+fn a_libtest_target_that_leaks_fails_cargo_test_with_the_report() {
+    assert_fails_with_report("libtest_leaky", "test `leaves_the_listener_running`");
+}
+
+#[test]
+fn a_libtest_target_that_cleans_up_passes() {
+    assert_passes("libtest_clean");
+}
+
+#[test]
+fn a_harness_false_target_that_leaks_fails_cargo_test_with_the_report() {
+    // The runner's "tests" run on the main thread.
+    assert_fails_with_report("custom_leaky", "thread `main`");
+}
+
+#[test]
+fn a_harness_false_target_that_cleans_up_passes() {
+    assert_passes("custom_clean");
+}
+
+/// nextest runs each test in a process of its own, so the hook checks after
+/// every test and each failing test shows its own leak.
+#[test]
+fn under_nextest_each_leaky_test_fails_with_its_own_report() {
+    if !cargo(&["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("cargo-nextest is not installed: skipping the nextest run");
+        return;
+    }
+    let (output, stderr) = run(&[
+        "nextest",
+        "run",
+        "--no-fail-fast",
+        "--test",
+        "libtest_leaky",
+    ]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    let both = format!("{out}{stderr}");
+    assert!(!output.status.success(), "passed despite leaks:\n{both}");
+    assert!(both.contains("1 thread outlived the test binary"), "{both}");
+    assert!(both.contains("1 task outlived the test binary"), "{both}");
+    let thread = report_line(&both, "listener");
+    assert!(
+        thread.ends_with("(test `leaves_the_listener_running`)"),
+        "{thread}"
+    );
+    assert!(report_line(&both, "flusher").ends_with("(no test)"));
+}
+
+/// The function form in this process: a failed run's code passes through
+/// unchecked, a passing run that leaked gets 101, a clean one keeps its code.
+#[test]
+fn verify_test_main_turns_a_leaky_pass_into_101_and_keeps_other_codes() {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let listener = leakcheck::thread::spawn(move || rx.recv());
+
+    assert_eq!(leakcheck::verify_test_main(|| 3), 3);
+    assert_eq!(
+        leakcheck::verify_test_main(|| ExitCode::FAILURE),
+        ExitCode::FAILURE
+    );
+    assert_eq!(leakcheck::verify_test_main(|| 0), 101);
+    assert_eq!(
+        leakcheck::verify_test_main(|| ExitCode::SUCCESS),
+        ExitCode::from(101)
+    );
+
+    drop(tx);
+    listener.join().unwrap().unwrap_err();
+    assert_eq!(leakcheck::verify_test_main(|| 0), 0);
+    assert_eq!(
+        leakcheck::verify_test_main(|| ExitCode::SUCCESS),
+        ExitCode::SUCCESS
+    );
+}
