@@ -234,9 +234,9 @@ pub use leakcheck_macros::leak_check;
 /// the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::test_scope::{TestOutcome, TestScope};
     #[cfg(unix)]
     pub use crate::test_main::verify_at_exit;
+    pub use crate::test_scope::{TestOutcome, TestScope};
     #[cfg(unix)]
     pub use dtor;
     pub use tokio;
