@@ -121,6 +121,7 @@ mod settle;
 mod spawn;
 mod sync;
 mod task_state;
+mod taskdump;
 mod test_main;
 mod test_scope;
 pub mod thread;

@@ -38,6 +38,8 @@ pub struct Leak {
     record: Arc<TaskRecord>,
     age: Duration,
     condition: Condition,
+    /// Where it is stuck, from a task dump (feature `taskdump`).
+    trace: Option<Arc<str>>,
 }
 
 impl Leak {
@@ -52,6 +54,7 @@ impl Leak {
             record,
             age,
             condition,
+            trace: None,
         }
     }
 
@@ -159,6 +162,19 @@ pub struct Report {
     checked: Checked,
     waited: Duration,
     leaks: Vec<Leak>,
+    traces: TraceStatus,
+}
+
+/// Whether the report could show where its tasks are stuck.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TraceStatus {
+    /// This build can't take task dumps (no `taskdump` feature or no
+    /// `--cfg tokio_unstable`, or an unsupported platform).
+    Unavailable,
+    /// A dump was tried and failed: it timed out, or no runtime was reachable.
+    Failed,
+    /// A dump was taken; survivors found in it carry their traces.
+    Taken,
 }
 
 /// What a check looked at, which decides how its report names the owners.
@@ -177,6 +193,22 @@ impl Report {
             checked,
             waited,
             leaks,
+            traces: TraceStatus::Unavailable,
+        }
+    }
+
+    /// Attaches await traces from a task dump (`None`: the dump failed).
+    pub(crate) fn attach_traces(&mut self, traces: Option<crate::taskdump::Traces>) {
+        let Some(traces) = traces else {
+            self.traces = TraceStatus::Failed;
+            return;
+        };
+        self.traces = TraceStatus::Taken;
+        for leak in &mut self.leaks {
+            let id = leak.record.state.tokio_id();
+            leak.trace = id
+                .and_then(|id| traces.get(&id))
+                .map(|t| Arc::from(t.as_str()));
         }
     }
 
@@ -226,6 +258,9 @@ impl std::error::Error for Report {}
 /// How many chain links an entry shows before it elides the rest.
 const MAX_CHAIN: usize = 6;
 
+/// How many trace lines an entry shows before it elides the rest.
+const MAX_TRACE: usize = 6;
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tasks = self.leaks.iter().filter(|l| l.kind().is_task()).count();
@@ -253,7 +288,21 @@ impl fmt::Display for Report {
             writeln!(f)?;
             group.fmt(f)?;
         }
-        Ok(())
+        let has_async = self.leaks.iter().any(|l| l.kind().is_async());
+        match self.traces {
+            TraceStatus::Unavailable if has_async => writeln!(
+                f,
+                "\nnote: to see the await point each task is stuck on, build with \
+                 RUSTFLAGS=\"--cfg tokio_unstable\" and leakcheck's `taskdump` feature"
+            ),
+            TraceStatus::Failed if has_async => writeln!(
+                f,
+                "\nnote: no await traces: the task dump did not finish within {} \
+                 (a blocked worker?) or the tasks' runtime was out of reach",
+                HumanDuration(crate::taskdump::LIMIT)
+            ),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -362,6 +411,18 @@ impl Group<'_> {
             None => writeln!(f)?,
         }
         writeln!(f, "      {}", ConditionLine(&self.first.condition))?;
+        let frames = self
+            .first
+            .trace
+            .as_deref()
+            .map(|trace| crate::taskdump::trim(trace, MAX_TRACE))
+            .unwrap_or_default();
+        if !frames.is_empty() {
+            writeln!(f, "      stuck at:")?;
+            for frame in frames {
+                writeln!(f, "        {frame}")?;
+            }
+        }
         if self.conditions.len() > 1 {
             let mixed: Vec<String> = self
                 .conditions

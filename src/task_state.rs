@@ -30,6 +30,8 @@ pub(crate) struct TaskState {
     pub(crate) runtime_waker: AtomicWaker,
     /// The OS thread running a blocking task or thread (Linux), 0 if unknown.
     tid: AtomicU32,
+    /// The tokio task that first polled this future, to match task dumps.
+    tokio_id: OnceLock<tokio::task::Id>,
 }
 
 /// A fixed point that timestamps count from.
@@ -50,6 +52,11 @@ fn unstamp(stamp: u64) -> Option<Instant> {
 impl TaskState {
     /// A poll starts: remember the runtime's waker and the time.
     pub(crate) fn poll_begin(&self, runtime_waker: &Waker) {
+        if self.polls.load(Ordering::Relaxed) == 0 {
+            if let Some(id) = tokio::task::try_id() {
+                let _ = self.tokio_id.set(id);
+            }
+        }
         self.runtime_waker.register(runtime_waker);
         self.woken.store(false, Ordering::Relaxed);
         let now = stamp(Instant::now());
@@ -71,6 +78,11 @@ impl TaskState {
         self.last_poll.store(now, Ordering::Relaxed);
         self.poll_started.store(now, Ordering::Relaxed);
         self.polls.store(1, Ordering::Relaxed);
+    }
+
+    /// The tokio task this future runs in, once polled inside one.
+    pub(crate) fn tokio_id(&self) -> Option<tokio::task::Id> {
+        self.tokio_id.get().copied()
     }
 
     /// The task ended: let go of the runtime's waker, so that clones of our

@@ -59,7 +59,12 @@ pub(crate) fn check_blocking(
              the check waits for. Use `leakcheck::{async_name}().await` instead."
         );
     }
-    settle(options, &Target::current())
+    settle(options, &Target::current()).map_err(|mut report| {
+        if crate::taskdump::ENABLED {
+            report.attach_traces(crate::taskdump::capture_blocking());
+        }
+        report
+    })
 }
 
 /// Runs the check without blocking the runtime.
@@ -76,13 +81,21 @@ pub(crate) async fn check_async(options: &Options) -> Result<(), Report> {
     let options = options.clone();
     // The blocking pool also inhibits tokio's auto-advance of a paused clock
     // while the check waits.
-    match runtime
+    let outcome = match runtime
         .spawn_blocking(move || settle(&options, &target))
         .await
     {
         Ok(result) => result,
         Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
         Err(error) => panic!("leakcheck: the runtime shut down during the check ({error})"),
+    };
+    match outcome {
+        Err(mut report) if crate::taskdump::ENABLED => {
+            // At most one dump per failing check, bounded in time.
+            report.attach_traces(crate::taskdump::capture().await);
+            Err(report)
+        }
+        other => other,
     }
 }
 

@@ -215,7 +215,10 @@ async fn p05_unbounded_crawler_is_caught_and_grouped() {
     assert_sites_here(&report, &[("crawl", PAGES as usize - 10 - 16)]);
     let text = report.to_string();
     assert!(text.contains(&format!("{} × task", PAGES - 26)), "{text}");
-    assert!(text.lines().count() < 10, "the report stays short:\n{text}");
+    assert!(
+        text.lines().count() <= 12,
+        "the report stays short:\n{text}"
+    );
     println!("{report}"); // shown with --nocapture
     assert_report_snapshot("p05_unbounded_crawler", &report);
     drop(found);

@@ -81,5 +81,13 @@ pub fn redactions() -> insta::Settings {
     settings.add_filter(r"\.rs:\d+:\d+", ".rs:[line]:[col]");
     settings.add_filter(r"polled \d+ times?", "polled [n] times");
     settings.set_prepend_module_to_snapshot(false);
+    if cfg!(all(tokio_unstable, feature = "taskdump")) {
+        // Reports of this build carry await traces: pinned separately.
+        settings.set_snapshot_suffix("taskdump");
+        // Traces name files by absolute path: keep the part inside the
+        // repository or the dependency.
+        settings.add_filter(r"at /\S*/registry/src/[^/]+/", "at [registry]/");
+        settings.add_filter(r"at /\S*?/(tests|src|examples)/", "at $1/");
+    }
     settings
 }
