@@ -58,3 +58,30 @@ mod spawn_1000_then_join {
         bencher.bench_local(|| runtime.block_on(fan_out(|| leakcheck::spawn(async {}))));
     }
 }
+
+/// A task that yields 1,000 times: the cost of tracking each poll (state
+/// updates and the counting waker).
+mod poll_1000_yields {
+    use super::*;
+
+    async fn yield_1000() {
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[divan::bench]
+    fn tokio_spawn(bencher: Bencher) {
+        let runtime = current_thread();
+        bencher
+            .bench_local(|| runtime.block_on(async { tokio::spawn(yield_1000()).await.unwrap() }));
+    }
+
+    #[divan::bench]
+    fn leakcheck_spawn(bencher: Bencher) {
+        let runtime = current_thread();
+        bencher.bench_local(|| {
+            runtime.block_on(async { leakcheck::spawn(yield_1000()).await.unwrap() })
+        });
+    }
+}
