@@ -109,16 +109,16 @@ pub(crate) struct Lend<'a> {
 
 impl<'a> Lend<'a> {
     pub(crate) fn new(slot: &'a mut crate::record::Registration) -> Self {
-        let lent = CURRENT.try_with(|_| ()).is_ok();
-        let previous = if lent {
-            let record = slot.lend();
-            CURRENT.with(|c| c.replace(record))
-        } else {
-            None
-        };
+        let mut record = slot.lend();
+        let swapped = CURRENT.try_with(|c| c.replace(record.take()));
+        // `record` is still here only if the thread-local is gone.
+        let lent = swapped.is_ok();
+        if !lent {
+            slot.restore(record);
+        }
         Lend {
             slot,
-            previous,
+            previous: swapped.ok().flatten(),
             lent,
         }
     }

@@ -52,7 +52,8 @@ fn unstamp(stamp: u64) -> Option<Instant> {
 impl TaskState {
     /// A poll starts: remember the runtime's waker and the time.
     pub(crate) fn poll_begin(&self, runtime_waker: &Waker) {
-        if self.polls.load(Ordering::Relaxed) == 0 {
+        // Only task dumps need the id: the default build skips the lookup.
+        if crate::taskdump::ENABLED && self.polls.load(Ordering::Relaxed) == 0 {
             if let Some(id) = tokio::task::try_id() {
                 let _ = self.tokio_id.set(id);
             }
@@ -62,7 +63,10 @@ impl TaskState {
         let now = stamp(Instant::now());
         self.last_poll.store(now, Ordering::Relaxed);
         self.poll_started.store(now, Ordering::Relaxed);
-        self.polls.fetch_add(1, Ordering::Relaxed);
+        // Only the polling thread writes the count (a future is polled by
+        // one thread at a time), so a load and a store do: no RMW.
+        let polls = self.polls.load(Ordering::Relaxed);
+        self.polls.store(polls + 1, Ordering::Relaxed);
     }
 
     /// The poll returned.
