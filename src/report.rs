@@ -185,6 +185,8 @@ pub(crate) enum Checked {
     /// Every scope of the process, at the end of a test binary: each group
     /// names its own owner.
     TestBinary,
+    /// Nothing: leakcheck was built without its `track` feature.
+    TrackingOff,
 }
 
 impl Report {
@@ -195,6 +197,12 @@ impl Report {
             leaks,
             traces: TraceStatus::Unavailable,
         }
+    }
+
+    /// The report of a check in a build without the `track` feature: it
+    /// fails rather than pass without having looked at anything.
+    pub(crate) fn tracking_off() -> Report {
+        Report::new(Checked::TrackingOff, Duration::ZERO, Vec::new())
     }
 
     /// Attaches await traces from a task dump (`None`: the dump failed).
@@ -263,6 +271,16 @@ const MAX_TRACE: usize = 6;
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Checked::TrackingOff = self.checked {
+            return writeln!(
+                f,
+                "leakcheck: nothing was checked: tracking is off. leakcheck was built without \
+                 its `track` feature, so its spawners are the plain tokio/std calls and no task \
+                 is registered. Keep the default features in `[dev-dependencies]` (a service may \
+                 use `default-features = false` in `[dependencies]`; cargo turns tracking back \
+                 on for its tests)."
+            );
+        }
         let tasks = self.leaks.iter().filter(|l| l.kind().is_task()).count();
         let threads = self.leaks.len() - tasks;
         let what = match (tasks, threads) {
@@ -276,6 +294,7 @@ impl fmt::Display for Report {
             }
             Checked::Scope(name) => owner_of(name),
             Checked::TestBinary => "the test binary".to_owned(),
+            Checked::TrackingOff => unreachable!("handled above"),
         };
         let by_owner = matches!(self.checked, Checked::TestBinary);
         let them = if self.leaks.len() == 1 { "it" } else { "them" };

@@ -110,7 +110,14 @@ where
 /// ```
 #[track_caller]
 pub fn track<F: Future>(future: F) -> Tracked<F> {
-    Tracked::new(future, Kind::Task, None, Location::caller())
+    #[cfg(feature = "track")]
+    {
+        Tracked::new(future, Kind::Task, None, Location::caller())
+    }
+    #[cfg(not(feature = "track"))]
+    {
+        Tracked::untracked(future)
+    }
 }
 
 /// Spawns tracked tasks with a name, which reports show.
@@ -154,7 +161,9 @@ impl Builder {
     /// # }
     /// ```
     pub fn name(mut self, name: &str) -> Self {
-        self.name = Some(name.into());
+        if cfg!(feature = "track") {
+            self.name = Some(name.into());
+        }
         self
     }
 
@@ -177,12 +186,19 @@ impl Builder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        tokio::spawn(Tracked::new(
-            future,
-            Kind::Task,
-            self.name,
-            Location::caller(),
-        ))
+        #[cfg(feature = "track")]
+        {
+            tokio::spawn(Tracked::new(
+                future,
+                Kind::Task,
+                self.name,
+                Location::caller(),
+            ))
+        }
+        #[cfg(not(feature = "track"))]
+        {
+            tokio::spawn(future)
+        }
     }
 
     /// Runs the closure on tokio's blocking pool like
@@ -205,8 +221,15 @@ impl Builder {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let registration = Registration::new(Kind::Blocking, self.name, Location::caller());
-        tokio::task::spawn_blocking(move || run_registered(registration, f))
+        #[cfg(feature = "track")]
+        {
+            let registration = Registration::new(Kind::Blocking, self.name, Location::caller());
+            tokio::task::spawn_blocking(move || run_registered(registration, f))
+        }
+        #[cfg(not(feature = "track"))]
+        {
+            tokio::task::spawn_blocking(f)
+        }
     }
 
     /// Spawns a `!Send` task on the current `LocalSet` like
@@ -232,17 +255,25 @@ impl Builder {
         F: Future + 'static,
         F::Output: 'static,
     {
-        tokio::task::spawn_local(Tracked::new(
-            future,
-            Kind::Local,
-            self.name,
-            Location::caller(),
-        ))
+        #[cfg(feature = "track")]
+        {
+            tokio::task::spawn_local(Tracked::new(
+                future,
+                Kind::Local,
+                self.name,
+                Location::caller(),
+            ))
+        }
+        #[cfg(not(feature = "track"))]
+        {
+            tokio::task::spawn_local(future)
+        }
     }
 }
 
 /// Runs a blocking closure or thread body as the current owner; its record
 /// ends when `f` returns or unwinds, as `registration` drops.
+#[cfg_attr(not(feature = "track"), allow(dead_code))]
 pub(crate) fn run_registered<R>(registration: Registration, f: impl FnOnce() -> R) -> R {
     registration.record().state.run_begin();
     let _current = context::enter(registration.record().clone());

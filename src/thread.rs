@@ -83,7 +83,7 @@ impl Builder {
     /// ```
     pub fn name(self, name: String) -> Self {
         Builder {
-            name: Some(name.as_str().into()),
+            name: cfg!(feature = "track").then(|| name.as_str().into()),
             inner: self.inner.name(name),
         }
     }
@@ -117,9 +117,17 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let registration = Registration::new(Kind::Thread, self.name, Location::caller());
-        // If the OS refuses the thread, the closure (and the registration in
-        // it) is dropped, which ends the record again.
-        self.inner.spawn(move || run_registered(registration, f))
+        #[cfg(feature = "track")]
+        {
+            let registration = Registration::new(Kind::Thread, self.name, Location::caller());
+            // If the OS refuses the thread, the closure (and the registration
+            // in it) is dropped, which ends the record again.
+            self.inner.spawn(move || run_registered(registration, f))
+        }
+        #[cfg(not(feature = "track"))]
+        {
+            let _ = self.name;
+            self.inner.spawn(f)
+        }
     }
 }

@@ -38,11 +38,20 @@ pin_project! {
     pub struct Tracked<F> {
         #[pin]
         future: F,
-        registration: Registration,
+        registration: RegistrationSlot,
     }
 }
 
+/// What the wrapper keeps besides the future: the registration, or nothing
+/// at all when tracking is compiled out (the wrapper is then exactly the
+/// size of the future).
+#[cfg(feature = "track")]
+type RegistrationSlot = Registration;
+#[cfg(not(feature = "track"))]
+type RegistrationSlot = ();
+
 impl<F> Tracked<F> {
+    #[cfg(feature = "track")]
     pub(crate) fn new(
         future: F,
         kind: Kind,
@@ -56,7 +65,18 @@ impl<F> Tracked<F> {
     }
 }
 
-#[cfg(test)]
+impl<F> Tracked<F> {
+    /// A pass-through wrapper, for builds without the `track` feature.
+    #[cfg(not(feature = "track"))]
+    pub(crate) fn untracked(future: F) -> Self {
+        Tracked {
+            future,
+            registration: (),
+        }
+    }
+}
+
+#[cfg(all(test, feature = "track"))]
 impl<F> Tracked<F> {
     pub(crate) fn record(&self) -> Option<&crate::sync::Arc<crate::record::TaskRecord>> {
         self.registration.get()
@@ -69,33 +89,41 @@ impl<F: Future> Future for Tracked<F> {
     #[allow(unsafe_code)] // the counting waker; see the SAFETY comment
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let Some(record) = this.registration.get() else {
-            // Polled after completion: nothing left to track.
-            return this.future.poll(cx);
-        };
-        record.state.poll_begin(cx.waker());
-        let record_ptr = Arc::as_ptr(record);
-        let output = {
-            // The record is the current owner for the length of this poll and
-            // is handed back even if the future panics.
-            let _lend = crate::context::Lend::new(this.registration);
-            // SAFETY: `Lend` moved the record's `Arc` into the thread-local
-            // context, where it stays (only `Lend` and `Restore` guards swap
-            // that slot, and each puts back what it took) until `_lend`
-            // drops at the end of this block. The waker and every reference
-            // to it live only inside this block; clones take their own count.
-            let waker = unsafe { crate::waker::borrowed(record_ptr) };
-            let mut counted = Context::from_waker(&waker);
-            this.future.poll(&mut counted)
-        };
-        if let Some(record) = this.registration.get() {
-            record.state.poll_end();
+        #[cfg(not(feature = "track"))]
+        {
+            // Tracking compiled out: a plain pass-through.
+            this.future.poll(cx)
         }
-        if output.is_ready() {
-            // Ended now, not when the runtime gets round to dropping us.
-            this.registration.end();
+        #[cfg(feature = "track")]
+        {
+            let Some(record) = this.registration.get() else {
+                // Polled after completion: nothing left to track.
+                return this.future.poll(cx);
+            };
+            record.state.poll_begin(cx.waker());
+            let record_ptr = Arc::as_ptr(record);
+            let output = {
+                // The record is the current owner for the length of this poll and
+                // is handed back even if the future panics.
+                let _lend = crate::context::Lend::new(this.registration);
+                // SAFETY: `Lend` moved the record's `Arc` into the thread-local
+                // context, where it stays (only `Lend` and `Restore` guards swap
+                // that slot, and each puts back what it took) until `_lend`
+                // drops at the end of this block. The waker and every reference
+                // to it live only inside this block; clones take their own count.
+                let waker = unsafe { crate::waker::borrowed(record_ptr) };
+                let mut counted = Context::from_waker(&waker);
+                this.future.poll(&mut counted)
+            };
+            if let Some(record) = this.registration.get() {
+                record.state.poll_end();
+            }
+            if output.is_ready() {
+                // Ended now, not when the runtime gets round to dropping us.
+                this.registration.end();
+            }
+            output
         }
-        output
     }
 }
 
@@ -111,6 +139,13 @@ mod tests {
     use std::mem::size_of;
 
     #[test]
+    #[cfg(not(feature = "track"))]
+    fn without_tracking_the_wrapper_is_the_future() {
+        assert_eq!(size_of::<Tracked<[u64; 2]>>(), 16);
+    }
+
+    #[test]
+    #[cfg(feature = "track")]
     fn the_wrapper_adds_one_pointer_to_the_future() {
         // tokio sizes task cells in 128-byte steps; a wrapper that grew a
         // small future by more than a pointer would push trivial tasks into

@@ -52,6 +52,9 @@ pub(crate) fn check_blocking(
     name: &str,
     async_name: &str,
 ) -> Result<(), Report> {
+    if !cfg!(feature = "track") {
+        return Err(Report::tracking_off());
+    }
     if would_stall_runtime() {
         panic!(
             "leakcheck::{name}() was called on a thread that drives a current-thread tokio \
@@ -69,6 +72,9 @@ pub(crate) fn check_blocking(
 
 /// Runs the check without blocking the runtime.
 pub(crate) async fn check_async(options: &Options) -> Result<(), Report> {
+    if !cfg!(feature = "track") {
+        return Err(Report::tracking_off());
+    }
     let target = Target::current();
     if target.nothing_live() {
         return Ok(());
@@ -133,6 +139,9 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
 /// empty costs one atomic read. Scopes created while the check waits (a
 /// survivor starting a thread that spawns, say) are checked on another pass.
 pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
+    if !cfg!(feature = "track") {
+        return Err(Report::tracking_off());
+    }
     let start = Instant::now();
     let deadline = start.checked_add(options.settle_period());
     // Called from inside a tracked task or thread, skip it and its spawners,

@@ -89,7 +89,7 @@ unsafe fn drop_waker(data: *const ()) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "track"))]
 mod tests {
     use std::future::Future;
     use std::pin::Pin;
