@@ -94,6 +94,25 @@ impl Leak {
         self.record.spawned_at
     }
 
+    /// Where its spawners were spawned, nearest first: the chain a report
+    /// shows as "spawned by task at ...". Empty when the test itself (or a
+    /// plain thread) spawned it.
+    ///
+    /// ```
+    /// # let report = leakcheck::Report::example();
+    /// // Forgive everything a connection pool spawned, at any depth:
+    /// let from_pool = |leak: &leakcheck::Leak| {
+    ///     leak.spawned_by().any(|(_, site)| site.file().ends_with("src/pool.rs"))
+    /// };
+    /// assert!(!from_pool(&report.leaks()[0]));
+    /// ```
+    pub fn spawned_by(&self) -> impl Iterator<Item = (Kind, &'static Location<'static>)> + '_ {
+        self.record
+            .lineage()
+            .skip(1)
+            .map(|parent| (parent.kind, parent.spawned_at))
+    }
+
     /// How long it had been alive when the check gave up waiting.
     ///
     /// ```

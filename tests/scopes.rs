@@ -322,3 +322,27 @@ fn a_leaky_thread_report_names_the_test_and_counts_threads() {
     drop(_guard);
     assert!(waiter.join().unwrap().is_err());
 }
+
+#[tokio::test]
+async fn spawned_by_lists_the_chain_for_ignore_created_by() {
+    leakcheck::spawn(async {
+        leakcheck::spawn(pending_forever()); // site:created-by-child
+    }); // the parent ends; its child lives on
+    let report = expect_report().await;
+    assert_sites(&report, FILE, SOURCE, &[("created-by-child", 1)]);
+    let child = &report.leaks()[0];
+    let chain: Vec<_> = child.spawned_by().collect();
+    assert_eq!(chain.len(), 1);
+    assert_eq!(chain[0].0, Kind::Task);
+    assert_eq!(chain[0].1.file(), FILE);
+    // goleak's IgnoreCreatedBy, in leakcheck: forgive by a spawner's site.
+    let parent_line = chain[0].1.line();
+    Options::new()
+        .settle(CLEAN_SETTLE)
+        .ignore(move |leak| {
+            leak.spawned_by()
+                .any(|(_, site)| site.line() == parent_line)
+        })
+        .verify_none_async()
+        .await;
+}
