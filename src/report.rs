@@ -550,7 +550,11 @@ fn write_chain(f: &mut fmt::Formatter<'_>, record: &TaskRecord) -> fmt::Result {
             let rest = 1 + links.count();
             return writeln!(f, "      … {} more", plural(rest, "spawner"));
         }
-        write!(f, "      spawned by {} at {}", link.kind, link.spawned_at)?;
+        write!(f, "      spawned by {}", link.kind)?;
+        if let Some(name) = &link.name {
+            write!(f, " \"{name}\"")?;
+        }
+        write!(f, " at {}", link.spawned_at)?;
         if repeats > 1 {
             write!(f, " (×{repeats}, recursively)")?;
         }

@@ -1,0 +1,43 @@
+//! `cargo run --example service`: starts the example HTTP service, calls
+//! its slow endpoint, and shows leakcheck catching the task the handler
+//! left behind; then the same with the one-line fix.
+
+use std::time::Duration;
+
+mod app;
+
+async fn run(abort_on_timeout: bool) -> Result<(), leakcheck::Report> {
+    let config = app::Config {
+        work_timeout: Duration::from_millis(20),
+        work_takes: Duration::from_millis(60),
+        abort_on_timeout,
+    };
+    let service = app::Service::start(config).await.expect("bind 127.0.0.1:0");
+    // The service's own background tasks are meant to run: forgive them.
+    let check = leakcheck::Options::new()
+        .settle(Duration::from_millis(300))
+        .ignore_current();
+    // Two slow reports: both time out. The first result fills the stats
+    // queue; the second has nowhere to go until someone asks for /stats.
+    for _ in 0..2 {
+        let body = app::get(service.addr, "/report").await.expect("request");
+        println!("GET /report -> {body}");
+    }
+    let outcome = check.find_async().await;
+    service.shutdown().await;
+    outcome
+}
+
+#[tokio::main]
+async fn main() {
+    println!("== the handler forgets its work when it times out ==\n");
+    match run(false).await {
+        Err(report) => println!("\n{report}"),
+        Ok(()) => println!("no leak?"),
+    }
+    println!("== with the fix: `work.abort()` on timeout ==\n");
+    match run(true).await {
+        Ok(()) => println!("\nleakcheck: no leaks"),
+        Err(report) => println!("\n{report}"),
+    }
+}
