@@ -9,7 +9,11 @@ fn main() {
         let a = leakcheck::spawn(async { 1 }).await.unwrap();
         let b = leakcheck::spawn_blocking(|| 2).await.unwrap();
         let c = tokio::spawn(leakcheck::track(async { 3 })).await.unwrap();
-        let d = leakcheck::Builder::new().name("worker").spawn(async { 4 }).await.unwrap();
+        let d = leakcheck::Builder::new()
+            .name("worker")
+            .spawn(async { 4 })
+            .await
+            .unwrap();
         a + b + c + d
     });
     let e = leakcheck::thread::spawn(|| 5).join().unwrap();
