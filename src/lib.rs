@@ -110,12 +110,15 @@
 #![deny(unsafe_code)]
 
 mod context;
+#[cfg(tokio_unstable)]
+mod hooks;
 mod kind;
 mod options;
 mod os_thread;
 mod record;
 mod registry;
 mod report;
+pub mod runtime;
 mod scope;
 mod settle;
 mod spawn;

@@ -45,7 +45,9 @@ pub struct Leak {
 impl Leak {
     pub(crate) fn new(record: Arc<TaskRecord>, now: Instant) -> Leak {
         let age = now.saturating_duration_since(record.born);
-        let condition = if record.kind.is_async() {
+        let condition = if record.kind == Kind::Untracked {
+            record.state.hooked_condition(now)
+        } else if record.kind.is_async() {
             record.state.condition(now)
         } else {
             record.state.running(now)
@@ -163,6 +165,9 @@ pub struct Report {
     waited: Duration,
     leaks: Vec<Leak>,
     traces: TraceStatus,
+    /// Tasks alive on the checked runtime that leakcheck knows nothing
+    /// about (counted, on stable Rust; see `crate::runtime`).
+    untracked: usize,
 }
 
 /// Whether the report could show where its tasks are stuck.
@@ -194,7 +199,13 @@ impl Report {
             waited,
             leaks,
             traces: TraceStatus::Unavailable,
+            untracked: 0,
         }
+    }
+
+    pub(crate) fn with_untracked(mut self, untracked: usize) -> Report {
+        self.untracked = untracked;
+        self
     }
 
     /// Attaches await traces from a task dump (`None`: the dump failed).
@@ -224,6 +235,24 @@ impl Report {
         &self.leaks
     }
 
+    /// How many tasks spawned outside leakcheck (plain `tokio::spawn`,
+    /// often inside a library) were still alive on the checked runtime, for
+    /// a check on a runtime built by [`runtime::build`](crate::runtime::build)
+    /// (as `#[leak_check]` builds it) in a build without
+    /// `--cfg tokio_unstable`. They are counted, not listed: nothing on
+    /// stable tokio says where a task was spawned. With `tokio_unstable`
+    /// they are listed in [`Report::leaks`] instead, as
+    /// [`Kind::Untracked`], and this is 0.
+    ///
+    /// ```
+    /// # let report = leakcheck::Report::example();
+    /// let hidden: usize = report.untracked_tasks();
+    /// assert_eq!(hidden, 0);
+    /// ```
+    pub fn untracked_tasks(&self) -> usize {
+        self.untracked
+    }
+
     /// A report with one leaked task, for examples in these docs.
     #[doc(hidden)]
     pub fn example() -> Report {
@@ -249,6 +278,7 @@ impl fmt::Debug for Report {
             .field("checked", &self.checked)
             .field("waited", &self.waited)
             .field("leaks", &self.leaks)
+            .field("untracked", &self.untracked)
             .finish()
     }
 }
@@ -263,8 +293,9 @@ const MAX_TRACE: usize = 6;
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tasks = self.leaks.iter().filter(|l| l.kind().is_task()).count();
-        let threads = self.leaks.len() - tasks;
+        let listed_tasks = self.leaks.iter().filter(|l| l.kind().is_task()).count();
+        let threads = self.leaks.len() - listed_tasks;
+        let tasks = listed_tasks + self.untracked;
         let what = match (tasks, threads) {
             (t, 0) => plural(t, "task"),
             (0, th) => plural(th, "thread"),
@@ -278,7 +309,11 @@ impl fmt::Display for Report {
             Checked::TestBinary => "the test binary".to_owned(),
         };
         let by_owner = matches!(self.checked, Checked::TestBinary);
-        let them = if self.leaks.len() == 1 { "it" } else { "them" };
+        let them = if self.leaks.len() + self.untracked == 1 {
+            "it"
+        } else {
+            "them"
+        };
         writeln!(
             f,
             "leakcheck: {what} outlived {owner}: still running after waiting {} for {them} to end",
@@ -287,6 +322,20 @@ impl fmt::Display for Report {
         for group in groups(&self.leaks, by_owner) {
             writeln!(f)?;
             group.fmt(f)?;
+        }
+        if self.untracked > 0 {
+            let (n, are) = if self.untracked == 1 {
+                ("1 task".to_owned(), "is")
+            } else {
+                (format!("{} tasks", self.untracked), "are")
+            };
+            writeln!(
+                f,
+                "\n  {n} spawned outside leakcheck (a plain `tokio::spawn`, maybe inside a \
+                 library) {are} still alive on the test's runtime\n      to see where each was \
+                 spawned, build with RUSTFLAGS=\"--cfg tokio_unstable\": the runtime then records \
+                 every task's spawn site"
+            )?;
         }
         let has_async = self.leaks.iter().any(|l| l.kind().is_async());
         match self.traces {
@@ -471,6 +520,13 @@ impl fmt::Display for ConditionLine<'_> {
             }
             Condition::Runnable { polls, last } => {
                 write!(f, "runnable: woken, waiting for a worker to poll it")?;
+                polled(f, *polls, *last)
+            }
+            Condition::Pending { polls, last } => {
+                write!(
+                    f,
+                    "pending: spawned outside leakcheck, so what it waits on is not known"
+                )?;
                 polled(f, *polls, *last)
             }
             Condition::Busy { for_ } => write!(

@@ -177,12 +177,14 @@ impl Builder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        tokio::spawn(Tracked::new(
-            future,
-            Kind::Task,
-            self.name,
-            Location::caller(),
-        ))
+        let tracked = Tracked::new(future, Kind::Task, self.name, Location::caller());
+        #[cfg(tokio_unstable)]
+        {
+            let record = tracked.registration().get().cloned();
+            crate::hooks::spawning_tracked(record.as_ref(), || tokio::spawn(tracked))
+        }
+        #[cfg(not(tokio_unstable))]
+        tokio::spawn(tracked)
     }
 
     /// Runs the closure on tokio's blocking pool like

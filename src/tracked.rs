@@ -56,6 +56,13 @@ impl<F> Tracked<F> {
     }
 }
 
+impl<F> Tracked<F> {
+    #[cfg(tokio_unstable)]
+    pub(crate) fn registration(&self) -> &Registration {
+        &self.registration
+    }
+}
+
 #[cfg(test)]
 impl<F> Tracked<F> {
     pub(crate) fn record(&self) -> Option<&crate::sync::Arc<crate::record::TaskRecord>> {
