@@ -324,15 +324,15 @@ impl fmt::Display for Report {
             group.fmt(f)?;
         }
         if self.untracked > 0 {
-            let (n, are) = if self.untracked == 1 {
-                ("1 task".to_owned(), "is")
+            let (n, are, it_was) = if self.untracked == 1 {
+                ("1 task".to_owned(), "is", "it was")
             } else {
-                (format!("{} tasks", self.untracked), "are")
+                (format!("{} tasks", self.untracked), "are", "they were")
             };
             writeln!(
                 f,
                 "\n  {n} spawned outside leakcheck (a plain `tokio::spawn`, maybe inside a \
-                 library) {are} still alive on the test's runtime\n      to see where each was \
+                 library) {are} still alive on the test's runtime\n      to see where {it_was} \
                  spawned, build with RUSTFLAGS=\"--cfg tokio_unstable\": the runtime then records \
                  every task's spawn site"
             )?;
