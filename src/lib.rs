@@ -122,6 +122,7 @@ pub mod runtime;
 mod scope;
 mod settle;
 mod spawn;
+mod stray_threads;
 mod sync;
 mod task_state;
 mod taskdump;

@@ -168,6 +168,8 @@ pub struct Report {
     /// Tasks alive on the checked runtime that leakcheck knows nothing
     /// about (counted, on stable Rust; see `crate::runtime`).
     untracked: usize,
+    /// OS threads nobody tracked (whole-binary check, Linux).
+    stray: Vec<crate::stray_threads::StrayThread>,
 }
 
 /// Whether the report could show where its tasks are stuck.
@@ -200,7 +202,16 @@ impl Report {
             leaks,
             traces: TraceStatus::Unavailable,
             untracked: 0,
+            stray: Vec::new(),
         }
+    }
+
+    pub(crate) fn with_stray_threads(
+        mut self,
+        stray: Vec<crate::stray_threads::StrayThread>,
+    ) -> Report {
+        self.stray = stray;
+        self
     }
 
     pub(crate) fn with_untracked(mut self, untracked: usize) -> Report {
@@ -253,6 +264,20 @@ impl Report {
         self.untracked
     }
 
+    /// The names of the OS threads that were alive at the end of a
+    /// whole-binary check ([`verify_test_main`](crate::verify_test_main))
+    /// without having been started through [`thread`](crate::thread), as
+    /// the kernel shows them (at most 15 bytes). Linux only; empty
+    /// elsewhere and for per-test checks.
+    ///
+    /// ```
+    /// # let report = leakcheck::Report::example();
+    /// assert!(report.stray_threads().is_empty());
+    /// ```
+    pub fn stray_threads(&self) -> Vec<&str> {
+        self.stray.iter().map(|t| t.name.as_str()).collect()
+    }
+
     /// A report with one leaked task, for examples in these docs.
     #[doc(hidden)]
     pub fn example() -> Report {
@@ -279,6 +304,7 @@ impl fmt::Debug for Report {
             .field("waited", &self.waited)
             .field("leaks", &self.leaks)
             .field("untracked", &self.untracked)
+            .field("stray_threads", &self.stray)
             .finish()
     }
 }
@@ -294,7 +320,7 @@ const MAX_TRACE: usize = 6;
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let listed_tasks = self.leaks.iter().filter(|l| l.kind().is_task()).count();
-        let threads = self.leaks.len() - listed_tasks;
+        let threads = self.leaks.len() - listed_tasks + self.stray.len();
         let tasks = listed_tasks + self.untracked;
         let what = match (tasks, threads) {
             (t, 0) => plural(t, "task"),
@@ -309,7 +335,7 @@ impl fmt::Display for Report {
             Checked::TestBinary => "the test binary".to_owned(),
         };
         let by_owner = matches!(self.checked, Checked::TestBinary);
-        let them = if self.leaks.len() + self.untracked == 1 {
+        let them = if self.leaks.len() + self.untracked + self.stray.len() == 1 {
             "it"
         } else {
             "them"
@@ -335,6 +361,16 @@ impl fmt::Display for Report {
                  library) {are} still alive on the test's runtime\n      to see where {it_was} \
                  spawned, build with RUSTFLAGS=\"--cfg tokio_unstable\": the runtime then records \
                  every task's spawn site"
+            )?;
+        }
+        for thread in &self.stray {
+            writeln!(
+                f,
+                "\n  thread \"{}\" (tid {}) not started through leakcheck::thread; kernel: {} ({})",
+                thread.name,
+                thread.tid,
+                crate::os_thread::describe(thread.state),
+                thread.state
             )?;
         }
         let has_async = self.leaks.iter().any(|l| l.kind().is_async());

@@ -88,6 +88,11 @@ impl TaskState {
         self.polls.store(1, Ordering::Relaxed);
     }
 
+    /// The OS thread running this blocking task or thread, 0 if unknown.
+    pub(crate) fn tid(&self) -> u32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+
     /// The tokio task this future runs in, once polled inside one.
     pub(crate) fn tokio_id(&self) -> Option<tokio::task::Id> {
         self.tokio_id.get().copied()

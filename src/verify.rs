@@ -171,7 +171,25 @@ pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
         }
         checked.extend(unchecked);
     }
-    into_result(Checked::TestBinary, start, left)
+    // OS threads nobody tracked, once every scope had its chance to end;
+    // only on the main thread (the at-exit hook, or a `harness = false`
+    // runner), where no test harness has threads of its own running.
+    let on_main = crate::os_thread::current_tid() == std::process::id();
+    let stray = if on_main {
+        crate::stray_threads::settle(deadline)
+    } else {
+        Vec::new()
+    };
+    match into_result(Checked::TestBinary, start, left) {
+        Err(report) => Err(report.with_stray_threads(stray)),
+        Ok(()) if !stray.is_empty() => {
+            Err(
+                Report::new(Checked::TestBinary, start.elapsed(), Vec::new())
+                    .with_stray_threads(stray),
+            )
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 /// What is left of `scope` at `deadline` (or as soon as nothing is): its
