@@ -265,7 +265,7 @@ impl Report {
     }
 
     /// The names of the OS threads that were alive at the end of a
-    /// whole-binary check ([`verify_test_main`](crate::verify_test_main))
+    /// whole-binary check ([`verify_test_main!`](crate::verify_test_main!), [`verify_test_main()`](crate::verify_test_main()))
     /// without having been started through [`thread`](crate::thread), as
     /// the kernel shows them (at most 15 bytes). Linux only; empty
     /// elsewhere and for per-test checks.

@@ -18,7 +18,7 @@
 //!   tokio's task hooks, so every task on the runtime is registered with its
 //!   spawn site (as tokio's `TaskMeta::spawned_at` gives it), attributed to
 //!   the test that spawned it, and reported like a tracked task, as
-//!   [`Kind::Untracked`](crate::Kind::Untracked). Tasks on a `LocalSet` are
+//!   [`Kind::Untracked`]. Tasks on a `LocalSet` are
 //!   still not covered: tokio's hooks don't see them.
 //!
 //! # Task hooks are replaced, not added
@@ -37,7 +37,7 @@ use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
@@ -209,33 +209,11 @@ impl Probe {
     }
 
     /// The untracked count once it is zero, or at `deadline`, whichever
-    /// comes first.
-    ///
-    /// tokio's count is not strongly consistent on the multi-thread runtime
-    /// (it can lag a task that just ended), and stable tokio says nothing
-    /// when a task ends, so this re-reads it with a growing pause (1 ms up
-    /// to 25 ms) rather than concluding from one read: at least three reads,
-    /// even when the scope's own settling used up the period.
+    /// comes first. tokio's count is not strongly consistent on the
+    /// multi-thread runtime (it can lag a task that just ended), and stable
+    /// tokio says nothing when a task ends, so it is re-read
+    /// ([`crate::settle::reread`]) rather than concluded from one read.
     pub(crate) fn settle(&self, deadline: Option<Instant>) -> usize {
-        const MIN_READS: u32 = 3;
-        let mut pause = Duration::from_millis(1);
-        let mut reads = 0;
-        loop {
-            let untracked = self.untracked_now();
-            reads += 1;
-            if untracked == 0 {
-                return 0;
-            }
-            let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
-            if left.is_zero() && reads >= MIN_READS {
-                return untracked;
-            }
-            std::thread::sleep(if left.is_zero() {
-                pause
-            } else {
-                pause.min(left)
-            });
-            pause = (pause * 2).min(Duration::from_millis(25));
-        }
+        crate::settle::reread(deadline, || self.untracked_now(), |n| *n == 0)
     }
 }

@@ -25,7 +25,7 @@
 //!   their test): the list is re-read until it is empty or the deadline
 //!   passes.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Whether this platform can list threads.
 pub(crate) const ENABLED: bool = cfg!(target_os = "linux");
@@ -49,26 +49,7 @@ pub(crate) fn settle(deadline: Option<Instant>) -> Vec<StrayThread> {
     if !ENABLED {
         return Vec::new();
     }
-    const MIN_READS: u32 = 3;
-    let mut pause = Duration::from_millis(1);
-    let mut reads = 0;
-    loop {
-        let stray = scan();
-        reads += 1;
-        if stray.is_empty() {
-            return stray;
-        }
-        let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
-        if left.is_zero() && reads >= MIN_READS {
-            return stray;
-        }
-        std::thread::sleep(if left.is_zero() {
-            pause
-        } else {
-            pause.min(left)
-        });
-        pause = (pause * 2).min(Duration::from_millis(25));
-    }
+    crate::settle::reread(deadline, scan, Vec::is_empty)
 }
 
 /// One read of `/proc/self/task`.
@@ -104,6 +85,7 @@ fn scan() -> Vec<StrayThread> {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_plain_thread_is_stray_until_it_ends_and_a_tracked_one_never_is() {
