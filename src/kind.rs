@@ -30,6 +30,10 @@ pub enum Kind {
     Local,
     /// An OS thread: [`thread::spawn`](crate::thread::spawn).
     Thread,
+    /// A task spawned outside leakcheck (a plain `tokio::spawn`, often in a
+    /// library) on a runtime built by [`runtime::build`](crate::runtime::build),
+    /// seen through tokio's task hooks: only with `--cfg tokio_unstable`.
+    Untracked,
 }
 
 impl Kind {
@@ -41,7 +45,7 @@ impl Kind {
     /// Whether this kind is a polled future (rather than a closure running
     /// on an OS thread).
     pub(crate) fn is_async(self) -> bool {
-        matches!(self, Kind::Task | Kind::Local)
+        matches!(self, Kind::Task | Kind::Local | Kind::Untracked)
     }
 }
 
@@ -52,6 +56,7 @@ impl fmt::Display for Kind {
             Kind::Blocking => "blocking task",
             Kind::Local => "local task",
             Kind::Thread => "thread",
+            Kind::Untracked => "untracked task",
         })
     }
 }

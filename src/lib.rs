@@ -113,15 +113,19 @@
 #![cfg_attr(not(feature = "track"), allow(dead_code, unused_imports))]
 
 mod context;
+#[cfg(tokio_unstable)]
+mod hooks;
 mod kind;
 mod options;
 mod os_thread;
 mod record;
 mod registry;
 mod report;
+pub mod runtime;
 mod scope;
 mod settle;
 mod spawn;
+mod stray_threads;
 mod sync;
 mod task_state;
 mod taskdump;

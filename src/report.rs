@@ -45,7 +45,9 @@ pub struct Leak {
 impl Leak {
     pub(crate) fn new(record: Arc<TaskRecord>, now: Instant) -> Leak {
         let age = now.saturating_duration_since(record.born);
-        let condition = if record.kind.is_async() {
+        let condition = if record.kind == Kind::Untracked {
+            record.state.hooked_condition(now)
+        } else if record.kind.is_async() {
             record.state.condition(now)
         } else {
             record.state.running(now)
@@ -182,6 +184,11 @@ pub struct Report {
     waited: Duration,
     leaks: Vec<Leak>,
     traces: TraceStatus,
+    /// Tasks alive on the checked runtime that leakcheck knows nothing
+    /// about (counted, on stable Rust; see `crate::runtime`).
+    untracked: usize,
+    /// OS threads nobody tracked (whole-binary check, Linux).
+    stray: Vec<crate::stray_threads::StrayThread>,
 }
 
 /// Whether the report could show where its tasks are stuck.
@@ -215,6 +222,8 @@ impl Report {
             waited,
             leaks,
             traces: TraceStatus::Unavailable,
+            untracked: 0,
+            stray: Vec::new(),
         }
     }
 
@@ -222,6 +231,19 @@ impl Report {
     /// fails rather than pass without having looked at anything.
     pub(crate) fn tracking_off() -> Report {
         Report::new(Checked::TrackingOff, Duration::ZERO, Vec::new())
+    }
+
+    pub(crate) fn with_stray_threads(
+        mut self,
+        stray: Vec<crate::stray_threads::StrayThread>,
+    ) -> Report {
+        self.stray = stray;
+        self
+    }
+
+    pub(crate) fn with_untracked(mut self, untracked: usize) -> Report {
+        self.untracked = untracked;
+        self
     }
 
     /// Attaches await traces from a task dump (`None`: the dump failed).
@@ -251,6 +273,38 @@ impl Report {
         &self.leaks
     }
 
+    /// How many tasks spawned outside leakcheck (plain `tokio::spawn`,
+    /// often inside a library) were still alive on the checked runtime, for
+    /// a check on a runtime built by [`runtime::build`](crate::runtime::build)
+    /// (as `#[leak_check]` builds it) in a build without
+    /// `--cfg tokio_unstable`. They are counted, not listed: nothing on
+    /// stable tokio says where a task was spawned. With `tokio_unstable`
+    /// they are listed in [`Report::leaks`] instead, as
+    /// [`Kind::Untracked`], and this is 0.
+    ///
+    /// ```
+    /// # let report = leakcheck::Report::example();
+    /// let hidden: usize = report.untracked_tasks();
+    /// assert_eq!(hidden, 0);
+    /// ```
+    pub fn untracked_tasks(&self) -> usize {
+        self.untracked
+    }
+
+    /// The names of the OS threads that were alive at the end of a
+    /// whole-binary check ([`verify_test_main!`](crate::verify_test_main!), [`verify_test_main()`](crate::verify_test_main()))
+    /// without having been started through [`thread`](crate::thread), as
+    /// the kernel shows them (at most 15 bytes). Linux only; empty
+    /// elsewhere and for per-test checks.
+    ///
+    /// ```
+    /// # let report = leakcheck::Report::example();
+    /// assert!(report.stray_threads().is_empty());
+    /// ```
+    pub fn stray_threads(&self) -> Vec<&str> {
+        self.stray.iter().map(|t| t.name.as_str()).collect()
+    }
+
     /// A report with one leaked task, for examples in these docs.
     #[doc(hidden)]
     pub fn example() -> Report {
@@ -276,6 +330,8 @@ impl fmt::Debug for Report {
             .field("checked", &self.checked)
             .field("waited", &self.waited)
             .field("leaks", &self.leaks)
+            .field("untracked", &self.untracked)
+            .field("stray_threads", &self.stray)
             .finish()
     }
 }
@@ -300,8 +356,9 @@ impl fmt::Display for Report {
                  on for its tests)."
             );
         }
-        let tasks = self.leaks.iter().filter(|l| l.kind().is_task()).count();
-        let threads = self.leaks.len() - tasks;
+        let listed_tasks = self.leaks.iter().filter(|l| l.kind().is_task()).count();
+        let threads = self.leaks.len() - listed_tasks + self.stray.len();
+        let tasks = listed_tasks + self.untracked;
         let what = match (tasks, threads) {
             (t, 0) => plural(t, "task"),
             (0, th) => plural(th, "thread"),
@@ -316,7 +373,11 @@ impl fmt::Display for Report {
             Checked::TrackingOff => unreachable!("handled above"),
         };
         let by_owner = matches!(self.checked, Checked::TestBinary);
-        let them = if self.leaks.len() == 1 { "it" } else { "them" };
+        let them = if self.leaks.len() + self.untracked + self.stray.len() == 1 {
+            "it"
+        } else {
+            "them"
+        };
         writeln!(
             f,
             "leakcheck: {what} outlived {owner}: still running after waiting {} for {them} to end",
@@ -325,6 +386,30 @@ impl fmt::Display for Report {
         for group in groups(&self.leaks, by_owner) {
             writeln!(f)?;
             group.fmt(f)?;
+        }
+        if self.untracked > 0 {
+            let (n, are, it_was) = if self.untracked == 1 {
+                ("1 task".to_owned(), "is", "it was")
+            } else {
+                (format!("{} tasks", self.untracked), "are", "they were")
+            };
+            writeln!(
+                f,
+                "\n  {n} spawned outside leakcheck (a plain `tokio::spawn`, maybe inside a \
+                 library) {are} still alive on the test's runtime\n      to see where {it_was} \
+                 spawned, build with RUSTFLAGS=\"--cfg tokio_unstable\": the runtime then records \
+                 every task's spawn site"
+            )?;
+        }
+        for thread in &self.stray {
+            writeln!(
+                f,
+                "\n  thread \"{}\" (tid {}) not started through leakcheck::thread; kernel: {} ({})",
+                thread.name,
+                thread.tid,
+                crate::os_thread::describe(thread.state),
+                thread.state
+            )?;
         }
         let has_async = self.leaks.iter().any(|l| l.kind().is_async());
         match self.traces {
@@ -509,6 +594,13 @@ impl fmt::Display for ConditionLine<'_> {
             }
             Condition::Runnable { polls, last } => {
                 write!(f, "runnable: woken, waiting for a worker to poll it")?;
+                polled(f, *polls, *last)
+            }
+            Condition::Pending { polls, last } => {
+                write!(
+                    f,
+                    "pending: spawned outside leakcheck, so what it waits on is not known"
+                )?;
                 polled(f, *polls, *last)
             }
             Condition::Busy { for_ } => write!(

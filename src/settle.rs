@@ -1,7 +1,7 @@
 //! The settle period: how long a check waits for survivors to end, and the
 //! `LEAKCHECK_SETTLE` environment variable that overrides the default.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Used when neither `Options::settle` nor `LEAKCHECK_SETTLE` says otherwise.
 /// Passing checks return as soon as their tasks end, so only failing tests
@@ -24,6 +24,39 @@ pub(crate) fn from_env() -> Duration {
             panic!("leakcheck: {ENV}={raw:?} is not valid UTF-8; {ACCEPTED}")
         }
         Ok(text) => parse(&text).unwrap_or_else(|why| panic!("leakcheck: {ENV}={text:?} {why}")),
+    }
+}
+
+/// Re-reads a state that gives no event when it changes (tokio's task
+/// count on stable, the kernel's thread list) until `settled` holds or
+/// `deadline` passes, with a growing pause (1 ms up to 25 ms), and at least
+/// three reads even when the deadline has already passed: a single read can
+/// lag (tokio's count on the multi-thread runtime) or catch a thread while
+/// it exits. Returns the last read.
+pub(crate) fn reread<T>(
+    deadline: Option<Instant>,
+    mut read: impl FnMut() -> T,
+    settled: impl Fn(&T) -> bool,
+) -> T {
+    const MIN_READS: u32 = 3;
+    let mut pause = Duration::from_millis(1);
+    let mut reads = 0;
+    loop {
+        let value = read();
+        reads += 1;
+        if settled(&value) {
+            return value;
+        }
+        let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
+        if left.is_zero() && reads >= MIN_READS {
+            return value;
+        }
+        std::thread::sleep(if left.is_zero() {
+            pause
+        } else {
+            pause.min(left)
+        });
+        pause = (pause * 2).min(Duration::from_millis(25));
     }
 }
 

@@ -188,12 +188,14 @@ impl Builder {
     {
         #[cfg(feature = "track")]
         {
-            tokio::spawn(Tracked::new(
-                future,
-                Kind::Task,
-                self.name,
-                Location::caller(),
-            ))
+            let tracked = Tracked::new(future, Kind::Task, self.name, Location::caller());
+            #[cfg(tokio_unstable)]
+            {
+                let record = tracked.registration().get().cloned();
+                crate::hooks::spawning_tracked(record.as_ref(), || tokio::spawn(tracked))
+            }
+            #[cfg(not(tokio_unstable))]
+            tokio::spawn(tracked)
         }
         #[cfg(not(feature = "track"))]
         {

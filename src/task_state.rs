@@ -32,6 +32,9 @@ pub(crate) struct TaskState {
     tid: AtomicU32,
     /// The tokio task that first polled this future, to match task dumps.
     tokio_id: OnceLock<tokio::task::Id>,
+    /// The runtime of that task, once known; only looked up while some
+    /// runtime is instrumented (`crate::runtime`), whose checks count it.
+    runtime: OnceLock<tokio::runtime::Id>,
 }
 
 /// A fixed point that timestamps count from.
@@ -52,10 +55,18 @@ fn unstamp(stamp: u64) -> Option<Instant> {
 impl TaskState {
     /// A poll starts: remember the runtime's waker and the time.
     pub(crate) fn poll_begin(&self, runtime_waker: &Waker) {
-        // Only task dumps need the id: the default build skips the lookup.
-        if crate::taskdump::ENABLED && self.polls.load(Ordering::Relaxed) == 0 {
+        // Only task dumps and instrumented runtimes (which count their
+        // untracked tasks by id) need the id; otherwise skip the lookup.
+        if self.polls.load(Ordering::Relaxed) == 0
+            && (crate::taskdump::ENABLED || crate::runtime::any_instrumented())
+        {
             if let Some(id) = tokio::task::try_id() {
                 let _ = self.tokio_id.set(id);
+                if crate::runtime::any_instrumented() {
+                    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                        let _ = self.runtime.set(handle.id());
+                    }
+                }
             }
         }
         self.runtime_waker.register(runtime_waker);
@@ -84,9 +95,39 @@ impl TaskState {
         self.polls.store(1, Ordering::Relaxed);
     }
 
+    /// The OS thread running this blocking task or thread, 0 if unknown.
+    pub(crate) fn tid(&self) -> u32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+
     /// The tokio task this future runs in, once polled inside one.
     pub(crate) fn tokio_id(&self) -> Option<tokio::task::Id> {
         self.tokio_id.get().copied()
+    }
+
+    /// The runtime of [`TaskState::tokio_id`]'s task, when known.
+    pub(crate) fn runtime(&self) -> Option<tokio::runtime::Id> {
+        self.runtime.get().copied()
+    }
+
+    /// Names the task and runtime up front, when the spawn itself is seen
+    /// (tokio's spawn hook) rather than the first poll.
+    #[cfg(tokio_unstable)]
+    pub(crate) fn spawned_as(&self, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
+        let _ = self.tokio_id.set(task);
+        if let Some(runtime) = runtime {
+            let _ = self.runtime.set(runtime);
+        }
+    }
+
+    /// A poll of a task that leakcheck doesn't wrap starts (tokio's
+    /// before-poll hook): no waker to count, only the time.
+    #[cfg(tokio_unstable)]
+    pub(crate) fn hook_poll_begin(&self) {
+        let now = stamp(Instant::now());
+        self.last_poll.store(now, Ordering::Relaxed);
+        self.poll_started.store(now, Ordering::Relaxed);
+        self.polls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The task ended: let go of the runtime's waker, so that clones of our
@@ -123,6 +164,18 @@ impl TaskState {
         }
     }
 
+    /// What a task seen only through tokio's hooks is doing at `now`: no
+    /// waker was counted, so "pending" is all that can be said of a task
+    /// that is not inside `poll`.
+    pub(crate) fn hooked_condition(&self, now: Instant) -> Condition {
+        match self.condition(now) {
+            Condition::CanNeverFinish { polls, last }
+            | Condition::Waiting { polls, last, .. }
+            | Condition::Runnable { polls, last } => Condition::Pending { polls, last },
+            other => other,
+        }
+    }
+
     /// What a blocking task or thread is doing at `now`.
     pub(crate) fn running(&self, now: Instant) -> Condition {
         match unstamp(self.poll_started.load(Ordering::Relaxed)) {
@@ -149,6 +202,9 @@ pub(crate) enum Condition {
     },
     /// Woken and waiting for a worker to poll it.
     Runnable { polls: u64, last: Duration },
+    /// Pending, for a task whose wakers leakcheck can't see (one spawned
+    /// outside leakcheck, seen through tokio's hooks).
+    Pending { polls: u64, last: Duration },
     /// Inside `poll` right now.
     Busy { for_: Duration },
     /// Spawned but never polled yet.
@@ -169,6 +225,7 @@ impl Condition {
             Condition::CanNeverFinish { .. } => "can never finish",
             Condition::Waiting { .. } => "waiting",
             Condition::Runnable { .. } => "runnable",
+            Condition::Pending { .. } => "pending",
             Condition::Busy { .. } => "busy",
             Condition::NotYetPolled => "not yet polled",
             Condition::Running { .. } => "running",

@@ -125,7 +125,9 @@ mod capture {
                 self.started = true;
                 let shared = self.shared.clone();
                 let limit = self.limit;
-                std::thread::spawn(move || {
+                // Named so the whole-binary check knows it as leakcheck's own.
+                let timer = std::thread::Builder::new().name("leakcheck-dump-deadline".into());
+                let _ = timer.spawn(move || {
                     std::thread::sleep(limit);
                     let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
                     state.0 = true;

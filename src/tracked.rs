@@ -74,6 +74,11 @@ impl<F> Tracked<F> {
             registration: (),
         }
     }
+
+    #[cfg(all(tokio_unstable, feature = "track"))]
+    pub(crate) fn registration(&self) -> &Registration {
+        &self.registration
+    }
 }
 
 #[cfg(all(test, feature = "track"))]

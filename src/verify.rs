@@ -14,6 +14,7 @@ use crate::options::Options;
 use crate::record::TaskRecord;
 use crate::registry::Registry;
 use crate::report::{Checked, Leak, Report};
+use crate::runtime::Probe;
 use crate::scope::Scope;
 use crate::sync::Arc;
 
@@ -23,6 +24,9 @@ pub(crate) struct Target {
     /// The calling task and its ancestors: none of them can end before the
     /// check returns, so waiting for them would only ever fail.
     callers: Vec<u64>,
+    /// The caller's runtime, when it is one test's own (built by
+    /// `runtime::build`): its tasks spawned outside leakcheck count too.
+    runtime: Option<Probe>,
 }
 
 impl Target {
@@ -36,12 +40,14 @@ impl Target {
         Target {
             scope: owner.scope().clone(),
             callers,
+            runtime: Probe::current(),
         }
     }
 
-    /// True when a check can pass without looking further: the O(1) path.
+    /// True when a check can pass without looking further: the O(1) path
+    /// (an instrumented runtime's count must always be read).
     fn nothing_live(&self) -> bool {
-        self.scope.live() == 0
+        self.scope.live() == 0 && self.runtime.is_none()
     }
 }
 
@@ -124,11 +130,20 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
     let start = Instant::now();
     let deadline = start.checked_add(options.settle_period());
     let survivors = survivors(&target.scope, deadline, options, &target.callers);
-    into_result(
-        Checked::Scope(target.scope.name().clone()),
-        start,
-        survivors,
-    )
+    // Read after the scope settled: tracked survivors are known tasks, so
+    // only what leakcheck never saw is left in the count.
+    let untracked = target
+        .runtime
+        .as_ref()
+        .map_or(0, |probe| probe.settle(deadline));
+    let checked = Checked::Scope(target.scope.name().clone());
+    match into_result(checked.clone(), start, survivors) {
+        Err(report) => Err(report.with_untracked(untracked)),
+        Ok(()) if untracked > 0 => {
+            Err(Report::new(checked, start.elapsed(), Vec::new()).with_untracked(untracked))
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 /// Checks every scope in the process (every test's, every thread's and the
@@ -165,7 +180,25 @@ pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
         }
         checked.extend(unchecked);
     }
-    into_result(Checked::TestBinary, start, left)
+    // OS threads nobody tracked, once every scope had its chance to end;
+    // only on the main thread (the at-exit hook, or a `harness = false`
+    // runner), where no test harness has threads of its own running.
+    let on_main = crate::os_thread::current_tid() == std::process::id();
+    let stray = if on_main {
+        crate::stray_threads::settle(deadline)
+    } else {
+        Vec::new()
+    };
+    match into_result(Checked::TestBinary, start, left) {
+        Err(report) => Err(report.with_stray_threads(stray)),
+        Ok(()) if !stray.is_empty() => {
+            Err(
+                Report::new(Checked::TestBinary, start.elapsed(), Vec::new())
+                    .with_stray_threads(stray),
+            )
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 /// What is left of `scope` at `deadline` (or as soon as nothing is): its
@@ -178,11 +211,32 @@ fn survivors(
 ) -> Vec<Arc<TaskRecord>> {
     scope.settle(deadline, |scope| {
         let now = Instant::now();
-        scope.snapshot(|record| {
+        let mut left = scope.snapshot(|record| {
             !callers.contains(&record.id)
                 && !options.forgives(record, || Leak::new(record.clone(), now))
-        })
+        });
+        drop_twins(&mut left);
+        left
     })
+}
+
+/// Removes the hooks' records of tasks that a tracked record already
+/// stands for: `tokio::spawn(leakcheck::track(f))` is seen by tokio's spawn
+/// hook and by `Tracked`, and is one task. They are matched by tokio task
+/// id, which a tracked record learns on its first poll.
+fn drop_twins(left: &mut Vec<Arc<TaskRecord>>) {
+    if !left.iter().any(|r| r.kind == Kind::Untracked) {
+        return;
+    }
+    let tracked: std::collections::HashSet<tokio::task::Id> = Registry::global()
+        .all_records()
+        .iter()
+        .filter(|r| r.kind != Kind::Untracked)
+        .filter_map(|r| r.state.tokio_id())
+        .collect();
+    left.retain(|r| {
+        r.kind != Kind::Untracked || r.state.tokio_id().is_none_or(|id| !tracked.contains(&id))
+    });
 }
 
 /// `Ok` when nothing survived, else the report of what did.

@@ -119,6 +119,28 @@ fn a_libtest_target_that_cleans_up_passes() {
     assert_passes("libtest_clean");
 }
 
+/// A thread started with plain `std::thread` is invisible to the tracking
+/// spawners; on Linux the at-exit check finds it in `/proc` and names it.
+/// (The clean side is `libtest_clean`, which stops such a thread.)
+#[test]
+fn a_plain_std_thread_left_running_fails_the_binary_on_linux() {
+    let (output, stderr) = run(&["test", "--test", "libtest_plain_thread"]);
+    if cfg!(target_os = "linux") {
+        assert!(!output.status.success(), "passed despite a leak:\n{stderr}");
+        assert!(
+            stderr.contains("leakcheck: 1 thread outlived the test binary"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("thread \"plain-poller\" (tid "), "{stderr}");
+        assert!(
+            stderr.contains("not started through leakcheck::thread"),
+            "{stderr}"
+        );
+    } else {
+        assert!(output.status.success(), "{stderr}");
+    }
+}
+
 #[test]
 fn a_harness_false_target_that_leaks_fails_cargo_test_with_the_report() {
     // The runner's "tests" run on the main thread.

@@ -179,9 +179,9 @@ fn expand_async(mut func: ItemFn, args: &Args, krate: &TokenStream) -> TokenStre
         #(#attrs)*
         #vis #sig {
             let __leakcheck_scope = #krate::__private::TestScope::enter(#name, #options);
-            let __leakcheck_runtime = #runtime
-                .enable_all()
-                .build()
+            // Built as this test's own runtime: tasks on it that leakcheck
+            // didn't spawn count too (and, under tokio_unstable, are listed).
+            let __leakcheck_runtime = #krate::runtime::build(#runtime.enable_all())
                 .expect("leakcheck: failed to build the test's tokio runtime");
             // The check runs inside `block_on`: dropping the runtime would
             // cancel every task and hide every leak.
