@@ -163,7 +163,9 @@ impl Scope {
     /// The live records for which `keep` is true.
     ///
     /// Each shard is read under its lock, so a record shows up at most once
-    /// and only fully built.
+    /// and only fully built. `keep` runs after the locks are released: it
+    /// calls the user's ignore predicates, which may end or spawn tasks of
+    /// this very scope, and that would deadlock on the shard lock.
     pub(crate) fn snapshot(
         &self,
         mut keep: impl FnMut(&Arc<TaskRecord>) -> bool,
@@ -174,9 +176,20 @@ impl Scope {
         }
         for shard in self.shards.iter() {
             let slab = lock(&shard.0);
-            out.extend(slab.iter().map(|(_, r)| r).filter(|r| keep(r)).cloned());
+            out.extend(slab.iter().map(|(_, r)| r.clone()));
         }
+        out.retain(|r| keep(r));
         out
+    }
+
+    /// Whether `record` is still registered here (it has not ended).
+    pub(crate) fn holds(&self, record: &Arc<TaskRecord>) -> bool {
+        let Some(shard) = self.shards.get(record.slot.shard as usize) else {
+            return false;
+        };
+        lock(&shard.0)
+            .get(record.slot.key as usize)
+            .is_some_and(|held| Arc::ptr_eq(held, record))
     }
 
     /// Waits until `deadline` for the set of survivors that `survivors`
