@@ -5,53 +5,38 @@
 //! The ignore predicate runs while the check builds its list of survivors,
 //! so these tests use it as a hook to act at exactly that moment.
 
+mod common;
+
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::Parked;
 use leakcheck::Options;
 
-/// A tracked thread that runs until `release` is dropped.
-fn parked_thread(name: &str) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
-    let (release, parked) = mpsc::channel::<()>();
-    let handle = leakcheck::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            let _ = parked.recv();
-        })
-        .unwrap();
-    (release, handle)
-}
-
-/// Ends `victim` from inside the check, the first time the check asks
-/// about it, and reports whether it did.
+/// Ends `victim` from inside the check, when the check asks about it, if
+/// `end_it`; else it outlives the check.
 fn check_that_ends(victim: &str, end_it: bool) -> Result<(), leakcheck::Report> {
-    let (release, handle) = parked_thread(victim);
-    let pending = Arc::new(Mutex::new(Some((release, handle))));
+    let parked = Parked::start(victim);
     let victim_name = victim.to_owned();
-    let outcome = Options::new()
+    Options::new()
         .settle(Duration::ZERO)
         .ignore(move |leak| {
             if end_it && leak.name() == Some(victim_name.as_str()) {
-                if let Some((release, handle)) = pending.lock().unwrap().take() {
-                    drop(release);
-                    handle.join().unwrap();
-                }
+                parked.end();
             }
             false
         })
-        .find();
-    outcome
+        .find()
 }
 
 #[test]
 fn a_task_that_ends_while_its_report_is_built_is_not_reported() {
-    let (keep, stays) = parked_thread("stays");
+    let stays = Parked::start("stays");
     let report = check_that_ends("ends-during-check", true).unwrap_err();
     let names: Vec<_> = report.leaks().iter().map(|l| l.name()).collect();
     assert_eq!(names, [Some("stays")], "{report}");
-    drop(keep);
-    stays.join().unwrap();
+    stays.end();
     Options::new().verify_none();
 }
 
@@ -67,7 +52,7 @@ fn a_task_that_is_still_running_when_the_report_is_built_is_reported() {
 
 #[test]
 fn tasks_another_test_registers_during_the_check_never_show_up() {
-    let (keep, mine) = parked_thread("mine");
+    let mine = Parked::start("mine");
     let (go, start) = mpsc::channel::<()>();
     let (spawned, done) = mpsc::channel::<mpsc::Sender<()>>();
     // Another test: its own thread, so its own scope.
@@ -111,7 +96,6 @@ fn tasks_another_test_registers_during_the_check_never_show_up() {
     assert_eq!(names, [Some("mine")], "{report}");
     other.join().unwrap();
     drop(releases);
-    drop(keep);
-    mine.join().unwrap();
+    mine.end();
     Options::new().settle(Duration::from_secs(20)).verify_none();
 }
