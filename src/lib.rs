@@ -102,6 +102,38 @@
 //! with the `LEAKCHECK_SETTLE` environment variable (`"250ms"`, `"2s"`).
 //! The deadline is wall-clock time, so a paused tokio clock neither stops
 //! it nor is advanced by it.
+//!
+//! # Check before the runtime shuts down
+//!
+//! A task ends, for leakcheck, when its future completes or is dropped.
+//! Dropping a runtime drops every task still on it, so a check that runs
+//! after the runtime is gone sees those tasks as ended and passes, though
+//! they never finished on their own and, in a service whose runtime lives
+//! on, would have leaked. leakcheck can't tell that drop apart from an
+//! intended one: tokio drops the future the same way for
+//! `JoinHandle::abort`, a dropped `JoinSet` and runtime shutdown, and the
+//! first two are the usual fixes for a leak. So there is no "cancelled by
+//! shutdown" section; check while the runtime still runs instead:
+//!
+//! - in `#[tokio::test]` bodies, end the body with
+//!   `leakcheck::verify_none_async().await`, or use [`leak_check`], which
+//!   checks before its runtime shuts down;
+//! - when a test builds and drops its own runtime, check inside its last
+//!   `block_on`, before the drop.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let runtime = tokio::runtime::Runtime::new().unwrap();
+//! let options = leakcheck::Options::new().settle(Duration::from_millis(20));
+//! runtime.block_on(async {
+//!     leakcheck::spawn(std::future::pending::<()>());
+//!     // Checked while the runtime runs: the stuck task is reported.
+//!     assert_eq!(options.find_async().await.unwrap_err().leaks().len(), 1);
+//! });
+//! drop(runtime); // drops the task with it
+//! options.verify_none(); // so this check passes: too late to see it
+//! ```
 
 #![deny(missing_docs)]
 // Denied, not forbidden: allowed in two places only, the counting waker's

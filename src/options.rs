@@ -106,6 +106,10 @@ impl Options {
 
     /// Forgives survivors for which `predicate` returns `true`.
     ///
+    /// It is called with each survivor, outside leakcheck's locks, so it may
+    /// spawn or end tasks itself; a predicate that returns `true` for
+    /// everything forgives every survivor, and the check passes at once.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use crate::kind::Kind;
 use crate::scope::{Scope, Slot};
-use crate::sync::{Arc, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::sync::Arc;
 use crate::task_state::TaskState;
 
 /// One live task or thread, as the registry sees it.
@@ -28,6 +30,27 @@ pub(crate) struct TaskRecord {
 }
 
 impl TaskRecord {
+    /// The record that [`Scope::insert`] stores in the slot it picked.
+    fn builder(
+        kind: Kind,
+        name: Option<Box<str>>,
+        spawned_at: &'static Location<'static>,
+        parent: Option<Arc<TaskRecord>>,
+        scope: Arc<Scope>,
+    ) -> impl FnOnce(Slot) -> TaskRecord {
+        move |slot| TaskRecord {
+            id: next_id(),
+            kind,
+            name,
+            spawned_at,
+            born: Instant::now(),
+            parent,
+            scope,
+            slot,
+            state: TaskState::default(),
+        }
+    }
+
     /// This record and its ancestors, nearest first.
     pub(crate) fn lineage(&self) -> impl Iterator<Item = &TaskRecord> {
         std::iter::successors(Some(self), |r| r.parent.as_deref())
@@ -96,18 +119,17 @@ impl Registration {
             crate::context::Owner::Task(parent) => (parent.scope.clone(), Some(parent)),
             crate::context::Owner::Scope(scope) => (scope, None),
         };
-        let record = Scope::insert(&scope, |slot| TaskRecord {
-            id: next_id(),
-            kind,
-            name,
-            spawned_at,
-            born: Instant::now(),
-            parent,
-            scope: scope.clone(),
-            slot,
-            state: TaskState::default(),
-        });
-        Registration(Some(record))
+        let build = TaskRecord::builder(kind, name, spawned_at, parent, scope.clone());
+        Registration(Some(Scope::insert(&scope, build)))
+    }
+
+    /// A task registered in `shard` of `scope`, owned by no one: how the
+    /// loom model registers, without the thread-local context.
+    #[cfg(loom)]
+    #[track_caller]
+    pub(crate) fn in_shard(scope: &Arc<Scope>, shard: usize) -> Self {
+        let build = TaskRecord::builder(Kind::Task, None, Location::caller(), None, scope.clone());
+        Registration(Some(Scope::insert_into(scope, shard, build)))
     }
 
     /// The record, unless it is lent out or ended.

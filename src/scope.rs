@@ -3,6 +3,7 @@
 //! wake-up that makes settling event-driven.
 
 use std::cell::Cell;
+use std::sync::atomic::AtomicUsize as StaticCounter;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -63,7 +64,8 @@ fn shard_count() -> usize {
 
 /// The shard this thread inserts into: threads are dealt out round-robin.
 fn home_shard() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    // A process-wide counter: std's even under loom (see `sync.rs`).
+    static NEXT: StaticCounter = StaticCounter::new(0);
     thread_local! {
         static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
     }
@@ -80,20 +82,27 @@ fn home_shard() -> usize {
 }
 
 impl Scope {
+    /// A new scope, listed in the global registry.
     pub(crate) fn new(name: ScopeName) -> Arc<Scope> {
-        let shards = (0..shard_count())
+        let scope = Scope::standalone(name, shard_count());
+        crate::registry::Registry::global().add(&scope);
+        scope
+    }
+
+    /// A scope that no registry lists. The loom model builds its scopes this
+    /// way: the registry is a static, which loom can't reset between runs.
+    fn standalone(name: ScopeName, shards: usize) -> Arc<Scope> {
+        let shards = (0..shards)
             .map(|_| Padded(Mutex::new(Slab::new())))
             .collect();
-        let scope = Arc::new(Scope {
+        Arc::new(Scope {
             name,
             live: AtomicUsize::new(0),
             shards,
             waiters: AtomicUsize::new(0),
             epoch: Mutex::new(0),
             changed: Condvar::new(),
-        });
-        crate::registry::Registry::global().add(&scope);
-        scope
+        })
     }
 
     pub(crate) fn name(&self) -> &ScopeName {
@@ -110,7 +119,15 @@ impl Scope {
         this: &Arc<Scope>,
         build: impl FnOnce(Slot) -> TaskRecord,
     ) -> Arc<TaskRecord> {
-        let shard = home_shard();
+        Scope::insert_into(this, home_shard(), build)
+    }
+
+    /// [`Scope::insert`] into a given shard.
+    pub(crate) fn insert_into(
+        this: &Arc<Scope>,
+        shard: usize,
+        build: impl FnOnce(Slot) -> TaskRecord,
+    ) -> Arc<TaskRecord> {
         // Counted before it is visible, so `live` never under-counts what a
         // snapshot can see, and the decrement in `remove` can't underflow.
         this.live.fetch_add(1, Ordering::Relaxed);
@@ -135,7 +152,8 @@ impl Scope {
         // Dropping `removed` (the registry's reference) happened above, outside
         // the shard lock. SeqCst pairs with `wait_for_change`: either this
         // thread sees the waiter, or the waiter sees this decrement.
-        self.live.fetch_sub(1, Ordering::SeqCst);
+        let before = self.live.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(before > 0, "live count underflow");
         if self.waiters.load(Ordering::SeqCst) > 0 {
             *lock(&self.epoch) += 1;
             self.changed.notify_all();
@@ -145,7 +163,9 @@ impl Scope {
     /// The live records for which `keep` is true.
     ///
     /// Each shard is read under its lock, so a record shows up at most once
-    /// and only fully built.
+    /// and only fully built. `keep` runs after the locks are released: it
+    /// calls the user's ignore predicates, which may end or spawn tasks of
+    /// this very scope, and that would deadlock on the shard lock.
     pub(crate) fn snapshot(
         &self,
         mut keep: impl FnMut(&Arc<TaskRecord>) -> bool,
@@ -156,9 +176,20 @@ impl Scope {
         }
         for shard in self.shards.iter() {
             let slab = lock(&shard.0);
-            out.extend(slab.iter().map(|(_, r)| r).filter(|r| keep(r)).cloned());
+            out.extend(slab.iter().map(|(_, r)| r.clone()));
         }
+        out.retain(|r| keep(r));
         out
+    }
+
+    /// Whether `record` is still registered here (it has not ended).
+    pub(crate) fn holds(&self, record: &Arc<TaskRecord>) -> bool {
+        let Some(shard) = self.shards.get(record.slot.shard as usize) else {
+            return false;
+        };
+        lock(&shard.0)
+            .get(record.slot.key as usize)
+            .is_some_and(|held| Arc::ptr_eq(held, record))
     }
 
     /// Waits until `deadline` for the set of survivors that `survivors`
@@ -214,5 +245,119 @@ struct DecrementOnDrop<'a>(&'a AtomicUsize);
 impl Drop for DecrementOnDrop<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Model checks of the registry's protocol: `RUSTFLAGS="--cfg loom"
+/// LOOM_MAX_PREEMPTIONS=2 cargo test --lib --release loom_model` (as
+/// `.ci/run` does). Each model runs every interleaving of its threads up to
+/// the preemption bound; a lost wake-up shows as loom's deadlock error,
+/// because the settling thread waits without a deadline.
+#[cfg(all(test, loom))]
+mod loom_model {
+    use super::{Scope, ScopeName};
+    use crate::record::Registration;
+    use crate::sync::{Arc, Ordering};
+    use loom::thread;
+
+    fn scope() -> Arc<Scope> {
+        Scope::standalone(ScopeName::Process, 2)
+    }
+
+    /// `loom::model`, printing how many interleavings it explored.
+    fn model(name: &str, f: impl Fn() + Send + Sync + 'static) {
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = runs.clone();
+        loom::model(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            f();
+        });
+        eprintln!(
+            "loom: {name}: {} interleavings",
+            runs.load(Ordering::Relaxed)
+        );
+    }
+
+    /// Settles with no deadline: returns only once nothing is left. (`live`
+    /// may still read 1 here: a record leaves its shard before the count
+    /// drops, so callers assert it once the ending threads are joined.)
+    fn settle_all(scope: &Scope) {
+        let left = scope.settle(None, |s| s.snapshot(|_| true));
+        assert!(left.is_empty());
+    }
+
+    #[test]
+    fn a_waiter_sees_the_last_of_two_tasks_end() {
+        model("a_waiter_sees_the_last_of_two_tasks_end", || {
+            let scope = scope();
+            let a = Registration::in_shard(&scope, 0);
+            let b = Registration::in_shard(&scope, 1);
+            let ends_a = thread::spawn(move || drop(a));
+            let ends_b = thread::spawn(move || drop(b));
+            settle_all(&scope);
+            ends_a.join().unwrap();
+            ends_b.join().unwrap();
+            assert_eq!(scope.live(), 0);
+            assert_eq!(scope.waiters.load(Ordering::SeqCst), 0);
+        });
+    }
+
+    #[test]
+    fn a_waiter_sees_a_task_registered_and_ended_while_it_waits() {
+        model(
+            "a_waiter_sees_a_task_registered_and_ended_while_it_waits",
+            || {
+                let scope = scope();
+                let first = Registration::in_shard(&scope, 0);
+                let worker = {
+                    let scope = scope.clone();
+                    thread::spawn(move || {
+                        let late = Registration::in_shard(&scope, 1);
+                        drop(first);
+                        drop(late);
+                    })
+                };
+                settle_all(&scope);
+                worker.join().unwrap();
+                assert_eq!(scope.live(), 0);
+            },
+        );
+    }
+
+    #[test]
+    fn a_snapshot_shows_each_record_once_and_only_whole() {
+        model("a_snapshot_shows_each_record_once_and_only_whole", || {
+            let scope = scope();
+            let first = Registration::in_shard(&scope, 0);
+            let other = Registration::in_shard(&scope, 1);
+            let churn = {
+                let scope = scope.clone();
+                thread::spawn(move || {
+                    // Ends one record and registers two, across both shards.
+                    let moved = Registration::in_shard(&scope, 1);
+                    drop(first);
+                    let kept = Registration::in_shard(&scope, 0);
+                    (moved, kept)
+                })
+            };
+            let ends_other = thread::spawn(move || drop(other));
+            let seen = scope.snapshot(|_| true);
+            let mut ids: Vec<u64> = seen.iter().map(|r| r.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), seen.len(), "a record listed twice");
+            assert!(seen.len() <= 3, "at most three are ever live at once");
+            for record in &seen {
+                assert!(Arc::ptr_eq(&record.scope, &scope));
+                assert!((record.slot.shard as usize) < scope.shards.len());
+            }
+            drop(seen);
+            let still_live = churn.join().unwrap();
+            ends_other.join().unwrap();
+            assert_eq!(scope.live(), 2);
+            drop(still_live);
+            settle_all(&scope);
+            assert_eq!(scope.live(), 0);
+        });
     }
 }

@@ -3,18 +3,29 @@
 //! Everything that the registry shares between threads goes through this
 //! module, so that a `--cfg loom` build can swap in loom's model-checked
 //! versions without touching the registry's logic.
+//!
+//! What loom swaps is what carries the registry's protocol: the shard locks,
+//! the live and waiter counts, the epoch lock and its condvar. `Arc` and
+//! `Weak` stay std's in both builds: their reference counts are not part of
+//! that protocol, loom's `Arc` has no `Weak` nor the raw-pointer API the
+//! counting waker needs, and records must still format and compare their
+//! `Arc<str>` names. Process-wide counters in statics (record ids, the shard
+//! round-robin) use std atomics directly: loom can't model a static that
+//! outlives one model run, and they only hand out distinct numbers.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicU64, AtomicUsize, Ordering},
-    Arc, Condvar, Mutex, MutexGuard, Weak,
+    atomic::{AtomicUsize, Ordering},
+    Condvar, Mutex, MutexGuard,
 };
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicU64, AtomicUsize, Ordering},
-    Arc, Condvar, Mutex, MutexGuard, Weak,
+    atomic::{AtomicUsize, Ordering},
+    Condvar, Mutex, MutexGuard,
 };
+
+pub(crate) use std::sync::{Arc, Weak};
 
 /// Locks `mutex`, ignoring poisoning.
 ///

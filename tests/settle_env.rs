@@ -35,8 +35,28 @@ fn helper_leaky_check() {
 }
 
 #[test]
+#[ignore = "run by the other tests with LEAKCHECK_SETTLE set"]
+fn helper_clean_check() {
+    leakcheck::thread::spawn(|| ()).join().unwrap();
+    leakcheck::verify_none();
+}
+
+#[test]
 fn invalid_values_fail_with_the_variable_and_the_accepted_forms() {
-    for bad in ["", "abc", "-5s", "1.5s", "250", "99999999999999999999999s"] {
+    for bad in [
+        "",
+        "   ",
+        "abc",
+        "-5s",
+        "-1ms",
+        "+5s",
+        "1.5s",
+        "250",
+        "5 s",
+        "\u{ff11}s",
+        "99999999999999999999999s",
+        "18446744073709551616ms",
+    ] {
         let (passed, output) = run_helper("helper_leaky_check", bad);
         assert!(!passed, "LEAKCHECK_SETTLE={bad:?} should fail:\n{output}");
         assert!(
@@ -59,4 +79,18 @@ fn a_valid_value_sets_the_default_settle_period() {
         .unwrap_or_else(|| panic!("no waited_ms in\n{output}"));
     // The default is 1s; "0ms" checks once without waiting.
     assert!(waited < 900, "waited {waited}ms with LEAKCHECK_SETTLE=0ms");
+}
+
+#[test]
+fn huge_values_are_accepted_without_overflow() {
+    // Far beyond any Instant: the deadline can't be computed, so the check
+    // waits without one, and a clean check still returns at once.
+    for huge in [
+        "99999999999s",
+        "18446744073709551615s",
+        "18446744073709551615ms",
+    ] {
+        let (passed, output) = run_helper("helper_clean_check", huge);
+        assert!(passed, "LEAKCHECK_SETTLE={huge:?}:\n{output}");
+    }
 }

@@ -209,3 +209,66 @@ fn verify_test_main_turns_a_leaky_pass_into_101_and_keeps_other_codes() {
         ExitCode::SUCCESS
     );
 }
+
+/// Runs one test of the fixture's `edges` target; fails if the run does not
+/// end within two minutes (a hang at exit would otherwise hang this test).
+fn run_edge(test: &str) -> (bool, String) {
+    build_fixture();
+    let mut command = cargo(&["test", "--test", "edges"]);
+    command.args(["--", "--exact", test]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(command.output().expect("running cargo")));
+    let output = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("`{test}` did not end: the at-exit check hung"));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !text.contains("panicked at") || text.contains("the test itself failed"),
+        "a panic besides the test's own:\n{text}"
+    );
+    assert!(
+        !text.contains("leakcheck/src"),
+        "a panic in leakcheck:\n{text}"
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn process_exit_inside_a_test_still_runs_the_check() {
+    let (passed, text) = run_edge("exits_while_a_thread_leaks");
+    assert!(!passed, "exit(0) hid the leak:\n{text}");
+    assert!(text.contains("1 thread outlived the test binary"), "{text}");
+    report_line(&text, "listener");
+
+    let (passed, text) = run_edge("exits_after_cleaning_up");
+    assert!(passed, "{text}");
+    assert!(!text.contains("outlived"), "{text}");
+}
+
+#[test]
+fn a_failing_test_binary_is_checked_without_hanging_or_panicking() {
+    let (passed, text) = run_edge("panics_while_a_thread_leaks");
+    assert!(!passed, "{text}");
+    assert!(text.contains("the test itself failed"), "{text}");
+    assert!(text.contains("1 thread outlived the test binary"), "{text}");
+
+    let (passed, text) = run_edge("panics_after_cleaning_up");
+    assert!(!passed, "the test's own failure must stay:\n{text}");
+    assert!(text.contains("the test itself failed"), "{text}");
+    assert!(!text.contains("outlived"), "{text}");
+}
+
+#[test]
+fn a_spawn_from_a_thread_local_destructor_belongs_to_no_test() {
+    // The test's own check passes (asserted inside); the whole-binary check
+    // reports the thread without blaming the test.
+    let (passed, text) = run_edge("a_thread_local_destructor_leaks");
+    assert!(!passed, "{text}");
+    let line = report_line(&text, "tls");
+    assert!(!line.contains("a_thread_local_destructor_leaks"), "{line}");
+
+    let (passed, text) = run_edge("a_thread_local_destructor_spawns_a_thread_that_ends");
+    assert!(passed, "{text}");
+    assert!(!text.contains("outlived"), "{text}");
+}

@@ -91,3 +91,33 @@ pub fn redactions() -> insta::Settings {
     }
     settings
 }
+
+/// A tracked thread named `name`, parked until [`Parked::end`] (or until
+/// the `Parked` is dropped, without waiting for it then). `Parked` can be
+/// moved into an ignore predicate, which runs while a check lists its
+/// survivors, to end the thread at exactly that moment.
+pub struct Parked(
+    std::sync::Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+);
+
+impl Parked {
+    #[track_caller]
+    pub fn start(name: &str) -> Parked {
+        let (release, parked) = std::sync::mpsc::channel::<()>();
+        let thread = leakcheck::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let _ = parked.recv();
+            })
+            .unwrap();
+        Parked(std::sync::Mutex::new(Some((release, thread))))
+    }
+
+    /// Releases the thread and waits for it to end; later calls do nothing.
+    pub fn end(&self) {
+        if let Some((release, thread)) = self.0.lock().unwrap().take() {
+            drop(release);
+            thread.join().unwrap();
+        }
+    }
+}
