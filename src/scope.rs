@@ -45,6 +45,8 @@ struct Padded<T>(T);
 /// and end touches, and it is all a passing check needs to read.
 pub(crate) struct Scope {
     name: ScopeName,
+    /// The OS thread it was made on (see [`Scope::home_thread`]).
+    home_thread: u32,
     live: AtomicUsize,
     shards: Box<[Shard]>,
     /// Number of threads currently waiting in [`Scope::wait_for_change`].
@@ -84,7 +86,10 @@ fn home_shard() -> usize {
 impl Scope {
     /// A new scope, listed in the global registry.
     pub(crate) fn new(name: ScopeName) -> Arc<Scope> {
-        let scope = Scope::standalone(name, shard_count());
+        let mut scope = Scope::standalone(name, shard_count());
+        if let Some(fresh) = Arc::get_mut(&mut scope) {
+            fresh.home_thread = crate::os_thread::current_tid();
+        }
         crate::registry::Registry::global().add(&scope);
         scope
     }
@@ -97,6 +102,7 @@ impl Scope {
             .collect();
         Arc::new(Scope {
             name,
+            home_thread: 0,
             live: AtomicUsize::new(0),
             shards,
             waiters: AtomicUsize::new(0),
@@ -107,6 +113,12 @@ impl Scope {
 
     pub(crate) fn name(&self) -> &ScopeName {
         &self.name
+    }
+
+    /// The OS thread the scope was made on (a test's own thread, for a
+    /// test's scope), or 0 if unknown.
+    pub(crate) fn home_thread(&self) -> u32 {
+        self.home_thread
     }
 
     /// How many records are live in this scope right now.

@@ -8,8 +8,13 @@
 //! threads have ended, or in a `harness = false` runner. Called from a
 //! libtest test (another thread), other tests' threads would be running.
 //!
+//! Under cargo-nextest, which runs one test per process, the per-test check
+//! looks too (see [`runs_alone`]).
+//!
 //! Left out, so they are never reported:
-//! - the main thread (its id is the process id) and the calling thread;
+//! - the main thread (its id is the process id), the calling thread, the
+//!   thread of the scope being checked, and, under nextest, libtest's thread
+//!   for the test;
 //! - threads that run a live leakcheck record (tracked threads and blocking
 //!   tasks are reported as such, if they leak);
 //! - tokio's worker and blocking-pool threads, by tokio's default thread
@@ -45,15 +50,48 @@ const NOT_LEAKS: [&str; 3] = ["tokio-rt-worker", "tokio-runtime-w", "leakcheck-"
 
 /// The stray threads once there are none, or those left at `deadline`
 /// (after at least three reads, so a thread that is exiting is not one).
-pub(crate) fn settle(deadline: Option<Instant>) -> Vec<StrayThread> {
+/// `owners` are the threads on whose behalf the check runs (the caller and
+/// its test's own thread), which are never stray: an async check waits on
+/// another thread, and a check from a blocking task runs beside its test.
+pub(crate) fn settle(deadline: Option<Instant>, owners: &[u32]) -> Vec<StrayThread> {
     if !ENABLED {
         return Vec::new();
     }
-    crate::settle::reread(deadline, scan, Vec::is_empty)
+    crate::settle::reread(deadline, || scan_skipping(owners), Vec::is_empty)
 }
 
 /// One read of `/proc/self/task`.
+#[cfg(test)]
 fn scan() -> Vec<StrayThread> {
+    scan_skipping(&[])
+}
+
+/// Whether this process runs a single test: cargo-nextest's
+/// process-per-test mode, which it announces in the environment. Then every
+/// thread but the harness's belongs to that one test.
+pub(crate) fn runs_alone() -> bool {
+    std::env::var_os("NEXTEST_EXECUTION_MODE").is_some_and(|mode| mode == "process-per-test")
+}
+
+/// The kernel's name (`comm`, 15 bytes at most) of the thread libtest runs
+/// the test on, when this process runs a single test: libtest names it
+/// after the test, which nextest passes in `NEXTEST_ATTEMPT_ID` after `$`.
+fn test_thread_comm() -> Option<String> {
+    if !runs_alone() {
+        return None;
+    }
+    let attempt = std::env::var("NEXTEST_ATTEMPT_ID").ok()?;
+    let (_, test) = attempt.rsplit_once('$')?;
+    let mut end = test.len().min(15);
+    while !test.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(test[..end].to_owned())
+}
+
+/// One read of `/proc/self/task`, leaving out `owners` too.
+fn scan_skipping(owners: &[u32]) -> Vec<StrayThread> {
+    let test_thread = test_thread_comm();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
@@ -68,7 +106,9 @@ fn scan() -> Vec<StrayThread> {
     let mut stray: Vec<StrayThread> = tasks
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&tid| tid != main && tid != me && !tracked.contains(&tid))
+        .filter(|&tid| {
+            tid != main && tid != me && !owners.contains(&tid) && !tracked.contains(&tid)
+        })
         .filter_map(|tid| {
             let name = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
             let name = name.trim_end_matches('\n').to_owned();
@@ -76,6 +116,7 @@ fn scan() -> Vec<StrayThread> {
             Some(StrayThread { tid, name, state })
         })
         .filter(|t| !matches!(t.state, 'Z' | 'X'))
+        .filter(|t| test_thread.as_deref() != Some(t.name.as_str()))
         .filter(|t| !NOT_LEAKS.iter().any(|prefix| t.name.starts_with(prefix)))
         .collect();
     stray.sort_by_key(|t| t.tid);

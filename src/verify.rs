@@ -27,6 +27,9 @@ pub(crate) struct Target {
     /// The caller's runtime, when it is one test's own (built by
     /// `runtime::build`): its tasks spawned outside leakcheck count too.
     runtime: Option<Probe>,
+    /// The OS thread that asked for the check (0 if unknown), never a stray
+    /// thread even when the wait happens on another one.
+    thread: u32,
 }
 
 impl Target {
@@ -41,6 +44,11 @@ impl Target {
             scope: owner.scope().clone(),
             callers,
             runtime: Probe::current(),
+            thread: if runs_alone() {
+                crate::os_thread::current_tid()
+            } else {
+                0
+            },
         }
     }
 
@@ -136,15 +144,26 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
         .runtime
         .as_ref()
         .map_or(0, |probe| probe.settle(deadline));
+    // In a process that runs this one test (cargo-nextest), every other
+    // thread is this test's, so threads nobody tracked can be listed too.
+    let stray = if runs_alone() {
+        crate::stray_threads::settle(deadline, &[target.thread, target.scope.home_thread()])
+    } else {
+        Vec::new()
+    };
     let checked = Checked::Scope(target.scope.name().clone());
     match into_result(checked.clone(), start, survivors) {
-        Err(report) => Err(report.with_untracked(untracked)),
-        Ok(()) if untracked > 0 => {
-            Err(Report::new(checked, start.elapsed(), Vec::new()).with_untracked(untracked))
+        Err(report) => Err(report.with_untracked(untracked).with_stray_threads(stray)),
+        Ok(()) if untracked > 0 || !stray.is_empty() => {
+            Err(Report::new(checked, start.elapsed(), Vec::new())
+                .with_untracked(untracked)
+                .with_stray_threads(stray))
         }
         Ok(()) => Ok(()),
     }
 }
+
+use crate::stray_threads::runs_alone;
 
 /// Checks every scope in the process (every test's, every thread's and the
 /// process-wide one) against one deadline, as the end of a test binary.
@@ -185,7 +204,7 @@ pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
     // runner), where no test harness has threads of its own running.
     let on_main = crate::os_thread::current_tid() == std::process::id();
     let stray = if on_main {
-        crate::stray_threads::settle(deadline)
+        crate::stray_threads::settle(deadline, &[])
     } else {
         Vec::new()
     };
