@@ -79,14 +79,18 @@ use crate::sync::{lock, Mutex, Ordering};
 /// });
 /// ```
 pub fn build(builder: &mut Builder) -> io::Result<Runtime> {
-    #[cfg(tokio_unstable)]
+    // Without the `track` feature nothing is registered, hooks included:
+    // the runtime is tokio's, untouched.
+    #[cfg(all(tokio_unstable, feature = "track"))]
     {
         build_hooked(builder, Hooks::new())
     }
-    #[cfg(not(tokio_unstable))]
+    #[cfg(not(all(tokio_unstable, feature = "track")))]
     {
         let runtime = builder.build()?;
-        register(runtime.handle());
+        if cfg!(feature = "track") {
+            register(runtime.handle());
+        }
         Ok(runtime)
     }
 }
