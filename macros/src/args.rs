@@ -54,33 +54,19 @@ impl Args {
     /// Merges the arguments of a `#[tokio::test(...)]` that `#[leak_check]`
     /// takes over. An argument given to both is an error.
     pub(crate) fn absorb(&mut self, tokio_args: Args) -> syn::Result<()> {
-        if let Some(f) = tokio_args.flavor {
-            if self.flavor.is_some() {
-                return Err(syn::Error::new(
-                    f.1,
-                    "`flavor` is given twice (here and in #[leak_check])",
-                ));
-            }
-            self.flavor = Some(f);
-        }
-        if let Some(w) = tokio_args.worker_threads {
-            if self.worker_threads.is_some() {
-                return Err(syn::Error::new(
-                    w.1,
-                    "`worker_threads` is given twice (here and in #[leak_check])",
-                ));
-            }
-            self.worker_threads = Some(w);
-        }
-        if let Some(p) = tokio_args.start_paused {
-            if self.start_paused.is_some() {
-                return Err(syn::Error::new(
-                    p.1,
-                    "`start_paused` is given twice (here and in #[leak_check])",
-                ));
-            }
-            self.start_paused = Some(p);
-        }
+        take_once(&mut self.flavor, tokio_args.flavor, "flavor", |f| f.1)?;
+        take_once(
+            &mut self.worker_threads,
+            tokio_args.worker_threads,
+            "worker_threads",
+            |w| w.1,
+        )?;
+        take_once(
+            &mut self.start_paused,
+            tokio_args.start_paused,
+            "start_paused",
+            |p| p.1,
+        )?;
         Ok(())
     }
 
@@ -209,4 +195,24 @@ fn parse_settle(lit: &LitStr) -> syn::Result<u64> {
         ));
     }
     Ok(ms)
+}
+
+/// Moves `given` into `slot`, unless `slot` already holds the argument:
+/// then it is an error at `given`'s span.
+fn take_once<T>(
+    slot: &mut Option<T>,
+    given: Option<T>,
+    key: &str,
+    span: impl Fn(&T) -> Span,
+) -> syn::Result<()> {
+    if let Some(value) = given {
+        if slot.is_some() {
+            return Err(syn::Error::new(
+                span(&value),
+                format!("`{key}` is given twice (here and in #[leak_check])"),
+            ));
+        }
+        *slot = Some(value);
+    }
+    Ok(())
 }

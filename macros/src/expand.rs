@@ -123,16 +123,38 @@ fn output_type(func: &ItemFn) -> TokenStream {
     }
 }
 
+/// What both expansions need from the function and the arguments.
+struct Parts {
+    /// The test function's name, for its scope.
+    name: String,
+    /// The `Options` expression the check runs with.
+    options: TokenStream,
+    /// The body's type.
+    output: TokenStream,
+}
+
+impl Parts {
+    fn of(func: &ItemFn, args: &Args, krate: &TokenStream) -> Parts {
+        Parts {
+            name: func.sig.ident.to_string(),
+            options: options(args, krate),
+            output: output_type(func),
+        }
+    }
+}
+
 fn expand_sync(func: ItemFn, args: &Args, krate: &TokenStream) -> TokenStream {
+    let Parts {
+        name,
+        options,
+        output,
+    } = Parts::of(&func, args, krate);
     let ItemFn {
         attrs,
         vis,
         sig,
         block,
     } = &func;
-    let name = sig.ident.to_string();
-    let options = options(args, krate);
-    let output = output_type(&func);
     let span = block.span();
     // The body runs in a closure so that `return` and `?` leave the body,
     // not the check.
@@ -154,15 +176,17 @@ fn expand_async(mut func: ItemFn, args: &Args, krate: &TokenStream) -> TokenStre
     // We generate the #[test] ourselves, like #[tokio::test] does.
     func.attrs.retain(|a| !a.path().is_ident("test"));
     func.sig.asyncness = None;
+    let Parts {
+        name,
+        options,
+        output,
+    } = Parts::of(&func, args, krate);
     let ItemFn {
         attrs,
         vis,
         sig,
         block,
     } = &func;
-    let name = sig.ident.to_string();
-    let options = options(args, krate);
-    let output = output_type(&func);
     let tokio = quote!(#krate::__private::tokio);
     let mut runtime = match args.flavor {
         Some((Flavor::MultiThread, _)) => quote!(#tokio::runtime::Builder::new_multi_thread()),
