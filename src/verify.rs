@@ -16,6 +16,7 @@ use crate::registry::Registry;
 use crate::report::{Checked, Leak, Report};
 use crate::runtime::Probe;
 use crate::scope::Scope;
+use crate::stray_threads::runs_alone;
 use crate::sync::Arc;
 
 /// What one check looks at: a scope, minus the caller itself.
@@ -152,18 +153,8 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
         Vec::new()
     };
     let checked = Checked::Scope(target.scope.name().clone());
-    match into_result(checked.clone(), start, survivors) {
-        Err(report) => Err(report.with_untracked(untracked).with_stray_threads(stray)),
-        Ok(()) if untracked > 0 || !stray.is_empty() => {
-            Err(Report::new(checked, start.elapsed(), Vec::new())
-                .with_untracked(untracked)
-                .with_stray_threads(stray))
-        }
-        Ok(()) => Ok(()),
-    }
+    verdict(checked, start, survivors, untracked, stray)
 }
-
-use crate::stray_threads::runs_alone;
 
 /// Checks every scope in the process (every test's, every thread's and the
 /// process-wide one) against one deadline, as the end of a test binary.
@@ -208,13 +199,24 @@ pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
     } else {
         Vec::new()
     };
-    match into_result(Checked::TestBinary, start, left) {
-        Err(report) => Err(report.with_stray_threads(stray)),
-        Ok(()) if !stray.is_empty() => {
-            Err(
-                Report::new(Checked::TestBinary, start.elapsed(), Vec::new())
-                    .with_stray_threads(stray),
-            )
+    verdict(Checked::TestBinary, start, left, 0, stray)
+}
+
+/// The check's verdict: a report if anything at all is left, whether
+/// tracked survivors, tasks counted on the runtime, or untracked threads.
+fn verdict(
+    checked: Checked,
+    start: Instant,
+    survivors: Vec<Arc<TaskRecord>>,
+    untracked: usize,
+    stray: Vec<crate::stray_threads::StrayThread>,
+) -> Result<(), Report> {
+    match into_result(checked.clone(), start, survivors) {
+        Err(report) => Err(report.with_untracked(untracked).with_stray_threads(stray)),
+        Ok(()) if untracked > 0 || !stray.is_empty() => {
+            Err(Report::new(checked, start.elapsed(), Vec::new())
+                .with_untracked(untracked)
+                .with_stray_threads(stray))
         }
         Ok(()) => Ok(()),
     }
