@@ -18,6 +18,7 @@ fn start_leaky_worker(mut jobs: mpsc::Receiver<u64>, _shutdown: CancellationToke
             loop {
                 tokio::select! {
                     Some(job) = jobs.recv() => process(job).await,
+                    else => break, // the queue closed
                 }
             }
         });
@@ -32,6 +33,7 @@ fn start_worker(mut jobs: mpsc::Receiver<u64>, shutdown: CancellationToken) {
                 tokio::select! {
                     Some(job) = jobs.recv() => process(job).await,
                     () = shutdown.cancelled() => break,
+                    else => break, // the queue closed
                 }
             }
         });
