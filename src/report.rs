@@ -82,7 +82,7 @@ impl Leak {
     /// let name: Option<&str> = report.leaks()[0].name();
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.record.name.as_deref()
+        self.record.name()
     }
 
     /// Where it was spawned: the caller of the spawning function.
@@ -513,7 +513,7 @@ impl Group<'_> {
             write!(f, "{} × ", self.count)?;
         }
         write!(f, "{}", record.kind)?;
-        match (&record.name, self.same_name) {
+        match (record.name(), self.same_name) {
             (Some(name), true) => write!(f, " \"{name}\"")?,
             (_, false) => write!(f, " (various names)")?,
             (None, true) => {}
@@ -643,7 +643,7 @@ fn write_chain(f: &mut fmt::Formatter<'_>, record: &TaskRecord) -> fmt::Result {
             return writeln!(f, "      … {} more", plural(rest, "spawner"));
         }
         write!(f, "      spawned by {}", link.kind)?;
-        if let Some(name) = &link.name {
+        if let Some(name) = link.name() {
             write!(f, " \"{name}\"")?;
         }
         write!(f, " at {}", link.spawned_at)?;
