@@ -264,8 +264,8 @@ impl Options {
         if self.current.binary_search(&record.id).is_ok() {
             return true;
         }
-        if let Some(name) = &record.name {
-            if self.names.iter().any(|n| n == name) {
+        if let Some(name) = record.name() {
+            if self.names.iter().any(|n| **n == *name) {
                 return true;
             }
         }

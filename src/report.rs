@@ -45,9 +45,9 @@ pub struct Leak {
 impl Leak {
     pub(crate) fn new(record: Arc<TaskRecord>, now: Instant) -> Leak {
         let age = now.saturating_duration_since(record.born);
-        let condition = if record.kind == Kind::Untracked {
+        let condition = if record.kind() == Kind::Untracked {
             record.state.hooked_condition(now)
-        } else if record.kind.is_async() {
+        } else if record.kind().is_async() {
             record.state.condition(now)
         } else {
             record.state.running(now)
@@ -71,7 +71,7 @@ impl Leak {
     /// let kind: leakcheck::Kind = report.leaks()[0].kind();
     /// ```
     pub fn kind(&self) -> Kind {
-        self.record.kind
+        self.record.kind()
     }
 
     /// The name given with [`Builder::name`](crate::Builder::name) or
@@ -82,7 +82,7 @@ impl Leak {
     /// let name: Option<&str> = report.leaks()[0].name();
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.record.name.as_deref()
+        self.record.name()
     }
 
     /// Where it was spawned: the caller of the spawning function.
@@ -112,7 +112,7 @@ impl Leak {
         self.record
             .lineage()
             .skip(1)
-            .map(|parent| (parent.kind, parent.spawned_at))
+            .map(|parent| (parent.kind(), parent.spawned_at))
     }
 
     /// How long it had been alive when the check gave up waiting.
@@ -512,8 +512,8 @@ impl Group<'_> {
         if self.count > 1 {
             write!(f, "{} × ", self.count)?;
         }
-        write!(f, "{}", record.kind)?;
-        match (&record.name, self.same_name) {
+        write!(f, "{}", record.kind())?;
+        match (record.name(), self.same_name) {
             (Some(name), true) => write!(f, " \"{name}\"")?,
             (_, false) => write!(f, " (various names)")?,
             (None, true) => {}
@@ -633,7 +633,7 @@ fn write_chain(f: &mut fmt::Formatter<'_>, record: &TaskRecord) -> fmt::Result {
         let mut repeats = 1;
         while links
             .peek()
-            .is_some_and(|next| next.kind == link.kind && next.spawned_at == link.spawned_at)
+            .is_some_and(|next| next.kind() == link.kind() && next.spawned_at == link.spawned_at)
         {
             links.next();
             repeats += 1;
@@ -642,8 +642,8 @@ fn write_chain(f: &mut fmt::Formatter<'_>, record: &TaskRecord) -> fmt::Result {
             let rest = 1 + links.count();
             return writeln!(f, "      … {} more", plural(rest, "spawner"));
         }
-        write!(f, "      spawned by {}", link.kind)?;
-        if let Some(name) = &link.name {
+        write!(f, "      spawned by {}", link.kind())?;
+        if let Some(name) = link.name() {
             write!(f, " \"{name}\"")?;
         }
         write!(f, " at {}", link.spawned_at)?;

@@ -204,7 +204,7 @@ impl Probe {
             .all_records()
             .iter()
             // A `LocalSet`'s tasks are not the runtime's.
-            .filter(|r| r.kind.is_async() && r.kind != Kind::Local)
+            .filter(|r| r.kind().is_async() && r.kind() != Kind::Local)
             .filter(|r| r.state.runtime() == Some(runtime))
             .filter_map(|r| r.state.tokio_id())
             .collect();

@@ -2,16 +2,18 @@
 //! `Condition` a report reads from it ("can never finish", "waiting", ...).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 
+use crate::kind::Kind;
+
 /// Live state of one task. Written by the thread that polls the task (and
 /// by whoever wakes it), read by reports from any thread; every field is a
-/// plain atomic, so neither side takes a lock.
-#[derive(Default)]
+/// plain atomic, so neither side takes a lock (but for the tokio ids, set
+/// once and read only by checks).
 pub(crate) struct TaskState {
     /// Completed and ongoing polls (for blocking tasks and threads: 1 once
     /// their closure started).
@@ -30,11 +32,24 @@ pub(crate) struct TaskState {
     pub(crate) runtime_waker: AtomicWaker,
     /// The OS thread running a blocking task or thread (Linux), 0 if unknown.
     tid: AtomicU32,
+    /// The task's kind. It never changes; it sits here rather than in
+    /// `TaskRecord` because it fits in the word the two fields above leave
+    /// half empty, which keeps the record 8 bytes smaller.
+    kind: Kind,
+    /// The tokio ids, each set at most once. One lock for both is 8 bytes
+    /// smaller than two `OnceLock`s, and it is only taken on a first poll
+    /// that needs them and by checks.
+    ids: Mutex<TokioIds>,
+}
+
+/// What tokio calls a task and its runtime.
+#[derive(Clone, Copy, Default)]
+struct TokioIds {
     /// The tokio task that first polled this future, to match task dumps.
-    tokio_id: OnceLock<tokio::task::Id>,
+    task: Option<tokio::task::Id>,
     /// The runtime of that task, once known; only looked up while some
     /// runtime is instrumented (`crate::runtime`), whose checks count it.
-    runtime: OnceLock<tokio::runtime::Id>,
+    runtime: Option<tokio::runtime::Id>,
 }
 
 /// A fixed point that timestamps count from.
@@ -53,6 +68,57 @@ fn unstamp(stamp: u64) -> Option<Instant> {
 }
 
 impl TaskState {
+    /// The state of a task of `kind` that hasn't started yet.
+    pub(crate) fn new(kind: Kind) -> TaskState {
+        TaskState {
+            polls: AtomicU64::new(0),
+            poll_started: AtomicU64::new(0),
+            last_poll: AtomicU64::new(0),
+            woken: AtomicBool::new(false),
+            wakers: AtomicUsize::new(0),
+            runtime_waker: AtomicWaker::new(),
+            tid: AtomicU32::new(0),
+            kind,
+            ids: Mutex::new(TokioIds::default()),
+        }
+    }
+
+    /// The task's kind.
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The tokio ids, ignoring poison: nothing can panic while the lock is
+    /// held, so the ids are always consistent.
+    fn ids(&self) -> std::sync::MutexGuard<'_, TokioIds> {
+        self.ids.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the tokio task (and its runtime, if given) unless already
+    /// known: the first value of each wins.
+    fn set_ids(&self, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
+        let mut ids = self.ids();
+        ids.task.get_or_insert(task);
+        if let Some(runtime) = runtime {
+            ids.runtime.get_or_insert(runtime);
+        }
+    }
+
+    /// On a first poll: records the tokio task (and, while some runtime is
+    /// instrumented, its runtime). Out of line, so that the lock's code
+    /// doesn't weigh on every poll.
+    #[cold]
+    #[inline(never)]
+    fn note_ids(&self) {
+        if let Some(id) = tokio::task::try_id() {
+            let runtime = crate::runtime::any_instrumented()
+                .then(|| tokio::runtime::Handle::try_current().ok())
+                .flatten()
+                .map(|handle| handle.id());
+            self.set_ids(id, runtime);
+        }
+    }
+
     /// A poll starts: remember the runtime's waker and the time.
     pub(crate) fn poll_begin(&self, runtime_waker: &Waker) {
         // Only task dumps and instrumented runtimes (which count their
@@ -60,14 +126,7 @@ impl TaskState {
         if self.polls.load(Ordering::Relaxed) == 0
             && (crate::taskdump::ENABLED || crate::runtime::any_instrumented())
         {
-            if let Some(id) = tokio::task::try_id() {
-                let _ = self.tokio_id.set(id);
-                if crate::runtime::any_instrumented() {
-                    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                        let _ = self.runtime.set(handle.id());
-                    }
-                }
-            }
+            self.note_ids();
         }
         self.runtime_waker.register(runtime_waker);
         self.woken.store(false, Ordering::Relaxed);
@@ -102,22 +161,19 @@ impl TaskState {
 
     /// The tokio task this future runs in, once polled inside one.
     pub(crate) fn tokio_id(&self) -> Option<tokio::task::Id> {
-        self.tokio_id.get().copied()
+        self.ids().task
     }
 
     /// The runtime of [`TaskState::tokio_id`]'s task, when known.
     pub(crate) fn runtime(&self) -> Option<tokio::runtime::Id> {
-        self.runtime.get().copied()
+        self.ids().runtime
     }
 
     /// Names the task and runtime up front, when the spawn itself is seen
     /// (tokio's spawn hook) rather than the first poll.
     #[cfg(tokio_unstable)]
     pub(crate) fn spawned_as(&self, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
-        let _ = self.tokio_id.set(task);
-        if let Some(runtime) = runtime {
-            let _ = self.runtime.set(runtime);
-        }
+        self.set_ids(task, runtime);
     }
 
     /// A poll of a task that leakcheck doesn't wrap starts (tokio's

@@ -129,8 +129,8 @@ fn would_stall_runtime() -> bool {
     if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
         return false;
     }
-    let on_blocking_thread =
-        context::current_record().is_some_and(|r| matches!(r.kind, Kind::Blocking | Kind::Thread));
+    let on_blocking_thread = context::current_record()
+        .is_some_and(|r| matches!(r.kind(), Kind::Blocking | Kind::Thread));
     !on_blocking_thread
 }
 
@@ -246,17 +246,17 @@ fn survivors(
 /// hook and by `Tracked`, and is one task. They are matched by tokio task
 /// id, which a tracked record learns on its first poll.
 fn drop_twins(left: &mut Vec<Arc<TaskRecord>>) {
-    if !left.iter().any(|r| r.kind == Kind::Untracked) {
+    if !left.iter().any(|r| r.kind() == Kind::Untracked) {
         return;
     }
     let tracked: std::collections::HashSet<tokio::task::Id> = Registry::global()
         .all_records()
         .iter()
-        .filter(|r| r.kind != Kind::Untracked)
+        .filter(|r| r.kind() != Kind::Untracked)
         .filter_map(|r| r.state.tokio_id())
         .collect();
     left.retain(|r| {
-        r.kind != Kind::Untracked || r.state.tokio_id().is_none_or(|id| !tracked.contains(&id))
+        r.kind() != Kind::Untracked || r.state.tokio_id().is_none_or(|id| !tracked.contains(&id))
     });
 }
 
