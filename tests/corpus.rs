@@ -142,9 +142,9 @@ async fn p03_receive_loop_ends_when_sender_drops() {
 fn start_heartbeat(stop: Option<CancellationToken>) {
     leakcheck::spawn(async move {
         // site:heartbeat
-        // Long enough apart that a check almost never lands inside a tick
-        // (the snapshot pins this task as "waiting").
-        let mut every = tokio::time::interval(Duration::from_millis(100));
+        // Ticks far apart, so that whenever the check looks the task is
+        // waiting for its next tick (the snapshot pins it as "waiting").
+        let mut every = tokio::time::interval(Duration::from_secs(10));
         loop {
             match &stop {
                 Some(stop) => tokio::select! {
@@ -171,7 +171,7 @@ async fn p04_unstopped_interval_is_caught() {
 async fn p04_interval_with_stop_ends() {
     let stop = CancellationToken::new();
     start_heartbeat(Some(stop.clone()));
-    tokio::time::sleep(Duration::from_millis(12)).await;
+    tokio::task::yield_now().await; // let it tick once
     stop.cancel();
     expect_clean().await;
 }
@@ -300,7 +300,9 @@ fn start_poller(stop: Option<CancellationToken>) {
             if stop.as_ref().is_some_and(CancellationToken::is_cancelled) {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Long enough that whenever the check looks the task is asleep
+            // (the snapshot pins it as "waiting").
+            tokio::time::sleep(Duration::from_secs(10)).await;
         }
     });
 }
