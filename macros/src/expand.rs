@@ -149,12 +149,7 @@ fn expand_sync(func: ItemFn, args: &Args, krate: &TokenStream) -> TokenStream {
         options,
         output,
     } = Parts::of(&func, args, krate);
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = &func;
+    let (attrs, vis, sig, block) = (&func.attrs, &func.vis, &func.sig, &func.block);
     let span = block.span();
     // The body runs in a closure so that `return` and `?` leave the body,
     // not the check.
@@ -181,12 +176,7 @@ fn expand_async(mut func: ItemFn, args: &Args, krate: &TokenStream) -> TokenStre
         options,
         output,
     } = Parts::of(&func, args, krate);
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = &func;
+    let (attrs, vis, sig, block) = (&func.attrs, &func.vis, &func.sig, &func.block);
     let tokio = quote!(#krate::__private::tokio);
     let mut runtime = match args.flavor {
         Some((Flavor::MultiThread, _)) => quote!(#tokio::runtime::Builder::new_multi_thread()),
