@@ -152,11 +152,16 @@ fn a_task_that_never_yields_is_busy_and_one_behind_it_runnable() {
 
 #[tokio::test]
 async fn a_task_that_yields_is_not_busy() {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     let running = stop.clone();
     leakcheck::spawn(async move {
-        while !running.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        // Work in rounds far apart, so the check always finds it between
+        // rounds: yielding, never inside a long poll.
+        while !running.is_cancelled() {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(10)) => {}
+                () = running.cancelled() => {}
+            }
         }
     });
     let report = expect_report().await;
@@ -169,7 +174,7 @@ async fn a_task_that_yields_is_not_busy() {
         !text.lines().any(|l| l.trim_start().starts_with("busy:")),
         "{text}"
     );
-    stop.store(true, Ordering::SeqCst);
+    stop.cancel();
     expect_clean().await;
 }
 
