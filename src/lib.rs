@@ -144,6 +144,7 @@
 // the tracking machinery is compiled but unused (and dropped by the linker).
 #![cfg_attr(not(feature = "track"), allow(dead_code, unused_imports))]
 
+mod clock;
 mod context;
 #[cfg(tokio_unstable)]
 mod hooks;

@@ -41,13 +41,13 @@ struct Padded<T>(T);
 /// The live tasks of one owner.
 ///
 /// Storage is sharded by the spawning thread, so concurrent spawns in one
-/// scope rarely meet on a lock; `live` is the one shared word every spawn
-/// and end touches, and it is all a passing check needs to read.
+/// scope rarely meet on a lock, and no word is shared by every spawn: the
+/// live count a passing check reads is the sum of the shards' lengths,
+/// a handful of uncontended locks however many tasks other scopes hold.
 pub(crate) struct Scope {
     name: ScopeName,
     /// The OS thread it was made on (see [`Scope::home_thread`]).
     home_thread: u32,
-    live: AtomicUsize,
     shards: Box<[Shard]>,
     /// Number of threads currently waiting in [`Scope::wait_for_change`].
     waiters: AtomicUsize,
@@ -103,7 +103,6 @@ impl Scope {
         Arc::new(Scope {
             name,
             home_thread: 0,
-            live: AtomicUsize::new(0),
             shards,
             waiters: AtomicUsize::new(0),
             epoch: Mutex::new(0),
@@ -123,7 +122,7 @@ impl Scope {
 
     /// How many records are live in this scope right now.
     pub(crate) fn live(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
+        self.shards.iter().map(|shard| lock(&shard.0).len()).sum()
     }
 
     /// Builds a record for its slot and stores it.
@@ -140,9 +139,6 @@ impl Scope {
         shard: usize,
         build: impl FnOnce(Slot) -> TaskRecord,
     ) -> Arc<TaskRecord> {
-        // Counted before it is visible, so `live` never under-counts what a
-        // snapshot can see, and the decrement in `remove` can't underflow.
-        this.live.fetch_add(1, Ordering::Relaxed);
         let mut slab = lock(&this.shards[shard].0);
         let entry = slab.vacant_entry();
         let key = u32::try_from(entry.key()).expect("more than 4 billion live tasks in one scope");
@@ -162,10 +158,10 @@ impl Scope {
         };
         debug_assert!(removed.is_some_and(|r| r.id == record.id));
         // Dropping `removed` (the registry's reference) happened above, outside
-        // the shard lock. SeqCst pairs with `wait_for_change`: either this
-        // thread sees the waiter, or the waiter sees this decrement.
-        let before = self.live.fetch_sub(1, Ordering::SeqCst);
-        debug_assert!(before > 0, "live count underflow");
+        // the shard lock. Either this thread sees the waiter, or the waiter
+        // sees the removal: a settler announces itself before it locks the
+        // shards to list survivors, so if that listing still held this
+        // record, its lock came before ours, and the announcement with it.
         if self.waiters.load(Ordering::SeqCst) > 0 {
             *lock(&self.epoch) += 1;
             self.changed.notify_all();
@@ -183,9 +179,6 @@ impl Scope {
         mut keep: impl FnMut(&Arc<TaskRecord>) -> bool,
     ) -> Vec<Arc<TaskRecord>> {
         let mut out = Vec::new();
-        if self.live() == 0 {
-            return out;
-        }
         for shard in self.shards.iter() {
             let slab = lock(&shard.0);
             out.extend(slab.iter().map(|(_, r)| r.clone()));
@@ -290,9 +283,7 @@ mod loom_model {
         );
     }
 
-    /// Settles with no deadline: returns only once nothing is left. (`live`
-    /// may still read 1 here: a record leaves its shard before the count
-    /// drops, so callers assert it once the ending threads are joined.)
+    /// Settles with no deadline: returns only once nothing is left.
     fn settle_all(scope: &Scope) {
         let left = scope.settle(None, |s| s.snapshot(|_| true));
         assert!(left.is_empty());

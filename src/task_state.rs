@@ -1,85 +1,89 @@
 //! `TaskState`: what a task is doing, tracked on every poll, and the
 //! `Condition` a report reads from it ("can never finish", "waiting", ...).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::task::Waker;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
 
+use crate::clock::Stamp;
 use crate::kind::Kind;
 
 /// Live state of one task. Written by the thread that polls the task (and
 /// by whoever wakes it), read by reports from any thread; every field is a
-/// plain atomic, so neither side takes a lock (but for the tokio ids, set
-/// once and read only by checks).
+/// plain atomic, so neither side takes a lock.
+///
+/// It is part of every live record, so every byte counts: counts are 32
+/// bits, "inside a poll" is a flag next to the last poll's stamp rather than
+/// a stamp of its own, and the tokio ids, which only task dumps and
+/// instrumented runtimes ask for, live in a side table (see [`TokioIds`]).
 pub(crate) struct TaskState {
-    /// Completed and ongoing polls (for blocking tasks and threads: 1 once
-    /// their closure started).
-    polls: AtomicU64,
-    /// When the current poll started (ns since [`epoch`], plus one), or 0
-    /// when not inside `poll`.
-    poll_started: AtomicU64,
-    /// When the last poll started (same encoding); 0 if never polled.
+    /// When the last poll started, as a [`Stamp`] word; 0 if never polled.
+    /// For blocking tasks and threads: when their closure started.
     last_poll: AtomicU64,
-    /// Set by our waker, cleared when a poll starts: woken, not yet polled.
-    pub(crate) woken: AtomicBool,
-    /// Live clones of our waker that the future (or resources it registered
-    /// with) hold.
-    pub(crate) wakers: AtomicUsize,
-    /// The runtime's waker for this task, which ours forwards to.
-    pub(crate) runtime_waker: AtomicWaker,
+    /// Completed and ongoing polls, saturating (for blocking tasks and
+    /// threads: 1 once their closure started).
+    polls: AtomicU32,
     /// The OS thread running a blocking task or thread (Linux), 0 if unknown.
     tid: AtomicU32,
-    /// The task's kind. It never changes; it sits here rather than in
-    /// `TaskRecord` because it fits in the word the two fields above leave
-    /// half empty, which keeps the record 8 bytes smaller.
+    /// Live clones of our waker that the future (or resources it registered
+    /// with) hold.
+    pub(crate) wakers: AtomicU32,
+    /// Set by our waker, cleared when a poll starts: woken, not yet polled.
+    pub(crate) woken: AtomicBool,
+    /// Inside `poll` (or running its closure) right now.
+    busy: AtomicBool,
+    /// Whether the side table holds this task's tokio ids.
+    has_ids: AtomicBool,
+    /// The task's kind. It never changes.
     kind: Kind,
-    /// The tokio ids, each set at most once. One lock for both is 8 bytes
-    /// smaller than two `OnceLock`s, and it is only taken on a first poll
-    /// that needs them and by checks.
-    ids: Mutex<TokioIds>,
+    /// The runtime's waker for this task, which ours forwards to.
+    pub(crate) runtime_waker: AtomicWaker,
 }
 
-/// What tokio calls a task and its runtime.
+/// What tokio calls a task and its runtime, each set at most once.
+///
+/// Kept out of [`TaskState`], in a table keyed by the state's address: only
+/// task dumps and instrumented runtimes (which count their untracked tasks
+/// by id) need them, and 16 bytes more in every record would cost every
+/// user. An entry lives as long as its record: it goes when the record is
+/// dropped, so an address is never found with another record's ids.
 #[derive(Clone, Copy, Default)]
 struct TokioIds {
     /// The tokio task that first polled this future, to match task dumps.
     task: Option<tokio::task::Id>,
-    /// The runtime of that task, once known; only looked up while some
-    /// runtime is instrumented (`crate::runtime`), whose checks count it.
+    /// The runtime of that task, once known.
     runtime: Option<tokio::runtime::Id>,
 }
 
-/// A fixed point that timestamps count from.
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
+type IdTable = Mutex<HashMap<usize, TokioIds>>;
 
-fn stamp(at: Instant) -> u64 {
-    let nanos = at.saturating_duration_since(epoch()).as_nanos();
-    u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
-}
-
-fn unstamp(stamp: u64) -> Option<Instant> {
-    (stamp != 0).then(|| epoch() + Duration::from_nanos(stamp - 1))
+/// The side table's shard for the state at `key`.
+fn id_table(key: usize) -> &'static IdTable {
+    const SHARDS: usize = 16;
+    static TABLES: OnceLock<[IdTable; SHARDS]> = OnceLock::new();
+    let tables = TABLES.get_or_init(|| std::array::from_fn(|_| IdTable::default()));
+    // States are at least 8-byte aligned and sit in allocations larger
+    // than 64 bytes: the low bits say little.
+    &tables[(key >> 6) % SHARDS]
 }
 
 impl TaskState {
     /// The state of a task of `kind` that hasn't started yet.
     pub(crate) fn new(kind: Kind) -> TaskState {
         TaskState {
-            polls: AtomicU64::new(0),
-            poll_started: AtomicU64::new(0),
             last_poll: AtomicU64::new(0),
-            woken: AtomicBool::new(false),
-            wakers: AtomicUsize::new(0),
-            runtime_waker: AtomicWaker::new(),
+            polls: AtomicU32::new(0),
             tid: AtomicU32::new(0),
+            wakers: AtomicU32::new(0),
+            woken: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
+            has_ids: AtomicBool::new(false),
             kind,
-            ids: Mutex::new(TokioIds::default()),
+            runtime_waker: AtomicWaker::new(),
         }
     }
 
@@ -88,24 +92,37 @@ impl TaskState {
         self.kind
     }
 
-    /// The tokio ids, ignoring poison: nothing can panic while the lock is
-    /// held, so the ids are always consistent.
-    fn ids(&self) -> std::sync::MutexGuard<'_, TokioIds> {
-        self.ids.lock().unwrap_or_else(PoisonError::into_inner)
+    /// This state's key in the tokio id table.
+    fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// The tokio ids, if any were noted.
+    fn ids(&self) -> TokioIds {
+        if !self.has_ids.load(Ordering::Acquire) {
+            return TokioIds::default();
+        }
+        let table = id_table(self.key()).lock();
+        let table = table.unwrap_or_else(PoisonError::into_inner);
+        table.get(&self.key()).copied().unwrap_or_default()
     }
 
     /// Records the tokio task (and its runtime, if given) unless already
     /// known: the first value of each wins.
     fn set_ids(&self, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
-        let mut ids = self.ids();
+        let mut table = id_table(self.key())
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let ids = table.entry(self.key()).or_default();
         ids.task.get_or_insert(task);
         if let Some(runtime) = runtime {
             ids.runtime.get_or_insert(runtime);
         }
+        self.has_ids.store(true, Ordering::Release);
     }
 
     /// On a first poll: records the tokio task (and, while some runtime is
-    /// instrumented, its runtime). Out of line, so that the lock's code
+    /// instrumented, its runtime). Out of line, so that the lookup's code
     /// doesn't weigh on every poll.
     #[cold]
     #[inline(never)]
@@ -121,37 +138,37 @@ impl TaskState {
 
     /// A poll starts: remember the runtime's waker and the time.
     pub(crate) fn poll_begin(&self, runtime_waker: &Waker) {
+        // Only the polling thread writes the count (a future is polled by
+        // one thread at a time), so a load and a store do: no RMW.
+        let polls = self.polls.load(Ordering::Relaxed);
         // Only task dumps and instrumented runtimes (which count their
         // untracked tasks by id) need the id; otherwise skip the lookup.
-        if self.polls.load(Ordering::Relaxed) == 0
-            && (crate::taskdump::ENABLED || crate::runtime::any_instrumented())
-        {
+        if polls == 0 && (crate::taskdump::ENABLED || crate::runtime::any_instrumented()) {
             self.note_ids();
         }
         self.runtime_waker.register(runtime_waker);
         self.woken.store(false, Ordering::Relaxed);
-        let now = stamp(Instant::now());
-        self.last_poll.store(now, Ordering::Relaxed);
-        self.poll_started.store(now, Ordering::Relaxed);
-        // Only the polling thread writes the count (a future is polled by
-        // one thread at a time), so a load and a store do: no RMW.
-        let polls = self.polls.load(Ordering::Relaxed);
-        self.polls.store(polls + 1, Ordering::Relaxed);
+        self.started(polls);
+    }
+
+    /// A poll (or a blocking closure) starts now; `polls` came before it.
+    fn started(&self, polls: u32) {
+        self.last_poll
+            .store(Stamp::now().encode(), Ordering::Relaxed);
+        self.busy.store(true, Ordering::Relaxed);
+        self.polls.store(polls.saturating_add(1), Ordering::Relaxed);
     }
 
     /// The poll returned.
     pub(crate) fn poll_end(&self) {
-        self.poll_started.store(0, Ordering::Relaxed);
+        self.busy.store(false, Ordering::Relaxed);
     }
 
     /// A blocking task's or thread's closure starts on this thread.
     pub(crate) fn run_begin(&self) {
         self.tid
             .store(crate::os_thread::current_tid(), Ordering::Relaxed);
-        let now = stamp(Instant::now());
-        self.last_poll.store(now, Ordering::Relaxed);
-        self.poll_started.store(now, Ordering::Relaxed);
-        self.polls.store(1, Ordering::Relaxed);
+        self.started(0);
     }
 
     /// The OS thread running this blocking task or thread, 0 if unknown.
@@ -180,10 +197,7 @@ impl TaskState {
     /// before-poll hook): no waker to count, only the time.
     #[cfg(tokio_unstable)]
     pub(crate) fn hook_poll_begin(&self) {
-        let now = stamp(Instant::now());
-        self.last_poll.store(now, Ordering::Relaxed);
-        self.poll_started.store(now, Ordering::Relaxed);
-        self.polls.fetch_add(1, Ordering::Relaxed);
+        self.started(self.polls.load(Ordering::Relaxed));
     }
 
     /// The task ended: let go of the runtime's waker, so that clones of our
@@ -193,27 +207,24 @@ impl TaskState {
     }
 
     /// What the task is doing at `now`, for an async task.
-    pub(crate) fn condition(&self, now: Instant) -> Condition {
-        let polls = self.polls.load(Ordering::Relaxed);
-        let started = unstamp(self.poll_started.load(Ordering::Relaxed));
-        let last = unstamp(self.last_poll.load(Ordering::Relaxed));
-        let since = |at: Instant| now.saturating_duration_since(at);
-        if let Some(started) = started {
-            return Condition::Busy {
-                for_: since(started),
-            };
+    pub(crate) fn condition(&self, now: Stamp) -> Condition {
+        let polls = u64::from(self.polls.load(Ordering::Relaxed));
+        let last = Stamp::decode(self.last_poll.load(Ordering::Relaxed));
+        let since = |at: Option<Stamp>| at.map_or(Duration::ZERO, |at| now.since(at));
+        if self.busy.load(Ordering::Relaxed) {
+            return Condition::Busy { for_: since(last) };
         }
         if polls == 0 {
             return Condition::NotYetPolled;
         }
-        let last = last.map_or(Duration::ZERO, since);
+        let last = since(last);
         if self.woken.load(Ordering::Relaxed) {
             return Condition::Runnable { polls, last };
         }
         match self.wakers.load(Ordering::Relaxed) {
             0 => Condition::CanNeverFinish { polls, last },
             wakers => Condition::Waiting {
-                wakers,
+                wakers: wakers as usize,
                 polls,
                 last,
             },
@@ -223,7 +234,7 @@ impl TaskState {
     /// What a task seen only through tokio's hooks is doing at `now`: no
     /// waker was counted, so "pending" is all that can be said of a task
     /// that is not inside `poll`.
-    pub(crate) fn hooked_condition(&self, now: Instant) -> Condition {
+    pub(crate) fn hooked_condition(&self, now: Stamp) -> Condition {
         match self.condition(now) {
             Condition::CanNeverFinish { polls, last }
             | Condition::Waiting { polls, last, .. }
@@ -233,13 +244,24 @@ impl TaskState {
     }
 
     /// What a blocking task or thread is doing at `now`.
-    pub(crate) fn running(&self, now: Instant) -> Condition {
-        match unstamp(self.poll_started.load(Ordering::Relaxed)) {
+    pub(crate) fn running(&self, now: Stamp) -> Condition {
+        match Stamp::decode(self.last_poll.load(Ordering::Relaxed)) {
             None => Condition::NotStarted,
             Some(started) => Condition::Running {
-                for_: now.saturating_duration_since(started),
+                for_: now.since(started),
                 kernel: crate::os_thread::kernel_state(self.tid.load(Ordering::Relaxed)),
             },
+        }
+    }
+}
+
+impl Drop for TaskState {
+    fn drop(&mut self) {
+        if *self.has_ids.get_mut() {
+            let mut table = id_table(self.key())
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            table.remove(&self.key());
         }
     }
 }

@@ -6,6 +6,8 @@
 
 use std::time::Instant;
 
+use crate::clock::Stamp;
+
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::context;
@@ -231,7 +233,7 @@ fn survivors(
     callers: &[u64],
 ) -> Vec<Arc<TaskRecord>> {
     scope.settle(deadline, |scope| {
-        let now = Instant::now();
+        let now = Stamp::now();
         let mut left = scope.snapshot(|record| {
             !callers.contains(&record.id)
                 && !options.forgives(record, || Leak::new(record.clone(), now))
@@ -273,7 +275,7 @@ fn into_result(
     if survivors.is_empty() {
         return Ok(());
     }
-    let now = Instant::now();
-    let leaks = survivors.into_iter().map(|r| Leak::new(r, now)).collect();
-    Err(Report::new(checked, now - start, leaks))
+    let stamp = Stamp::now();
+    let leaks = survivors.into_iter().map(|r| Leak::new(r, stamp)).collect();
+    Err(Report::new(checked, start.elapsed(), leaks))
 }

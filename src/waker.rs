@@ -140,7 +140,7 @@ mod tests {
         (tracked, record, slot, finish)
     }
 
-    fn wakers(record: &TaskRecord) -> usize {
+    fn wakers(record: &TaskRecord) -> u32 {
         record.state.wakers.load(Ordering::Relaxed)
     }
 
