@@ -10,6 +10,7 @@
 //!    thread named after it, so this is the test's scope.
 
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 
 use crate::record::TaskRecord;
 use crate::registry::Registry;
@@ -18,7 +19,14 @@ use crate::sync::Arc;
 
 thread_local! {
     /// The tracked task, blocking closure or thread running on this thread.
-    static CURRENT: Cell<Option<Arc<TaskRecord>>> = const { Cell::new(None) };
+    ///
+    /// Every poll swaps this slot twice, so it is kept free of drop glue
+    /// (`ManuallyDrop`): a thread-local without a destructor is a plain
+    /// load and store, with no registration check. Only [`swap_current`]
+    /// touches it, and it hands every displaced record back to its caller,
+    /// so nothing is leaked; the guards that fill it ([`Lend`],
+    /// [`Restore`]) empty it before their thread can end.
+    static CURRENT: Cell<Option<ManuallyDrop<Arc<TaskRecord>>>> = const { Cell::new(None) };
     /// A scope entered explicitly on this thread (by `#[leak_check]`).
     static EXPLICIT: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
     /// This thread's own scope, made on first use.
@@ -40,17 +48,19 @@ impl Owner {
     }
 }
 
+/// Makes `record` the current one and returns the one it replaces.
+fn swap_current(record: Option<Arc<TaskRecord>>) -> Option<Arc<TaskRecord>> {
+    CURRENT
+        .with(|cell| cell.replace(record.map(ManuallyDrop::new)))
+        .map(ManuallyDrop::into_inner)
+}
+
 /// The tracked record running on this thread, if any.
 pub(crate) fn current_record() -> Option<Arc<TaskRecord>> {
-    CURRENT
-        .try_with(|cell| {
-            let current = cell.take();
-            let copy = current.clone();
-            cell.set(current);
-            copy
-        })
-        .ok()
-        .flatten()
+    let current = swap_current(None);
+    let copy = current.clone();
+    swap_current(current);
+    copy
 }
 
 pub(crate) fn owner() -> Owner {
@@ -84,7 +94,7 @@ fn thread_scope_name() -> ScopeName {
 /// Makes `record` the current one until the guard drops. Used by blocking
 /// closures and threads, which run once; futures use [`Lend`] instead.
 pub(crate) fn enter(record: Arc<TaskRecord>) -> Restore {
-    Restore(CURRENT.try_with(|c| c.replace(Some(record))).ok().flatten())
+    Restore(swap_current(Some(record)))
 }
 
 /// Puts back the previous current record on drop, even when unwinding.
@@ -92,45 +102,27 @@ pub(crate) struct Restore(Option<Arc<TaskRecord>>);
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        let previous = self.0.take();
-        let _ = CURRENT.try_with(|c| c.set(previous));
+        drop(swap_current(self.0.take()));
     }
 }
 
 /// Moves a record into the context for one poll and hands it back after.
-///
-/// If the thread-local is already destroyed (a future polled from a
-/// thread-local destructor), the record simply stays where it is.
 pub(crate) struct Lend<'a> {
     slot: &'a mut crate::record::Registration,
     previous: Option<Arc<TaskRecord>>,
-    lent: bool,
 }
 
 impl<'a> Lend<'a> {
     pub(crate) fn new(slot: &'a mut crate::record::Registration) -> Self {
-        let mut record = slot.lend();
-        let swapped = CURRENT.try_with(|c| c.replace(record.take()));
-        // `record` is still here only if the thread-local is gone.
-        let lent = swapped.is_ok();
-        if !lent {
-            slot.restore(record);
-        }
-        Lend {
-            slot,
-            previous: swapped.ok().flatten(),
-            lent,
-        }
+        let previous = swap_current(slot.lend());
+        Lend { slot, previous }
     }
 }
 
 impl Drop for Lend<'_> {
     fn drop(&mut self) {
-        if self.lent {
-            let previous = self.previous.take();
-            let record = CURRENT.with(|c| c.replace(previous));
-            self.slot.restore(record);
-        }
+        let record = swap_current(self.previous.take());
+        self.slot.restore(record);
     }
 }
 
@@ -150,5 +142,44 @@ impl Drop for ExplicitScope {
     fn drop(&mut self) {
         let previous = self.previous.take();
         let _ = EXPLICIT.try_with(|e| *e.borrow_mut() = previous);
+    }
+}
+
+#[cfg(all(test, feature = "track", not(loom)))]
+mod tests {
+    use super::{current_record, enter, Lend};
+    use crate::kind::Kind;
+    use crate::record::Registration;
+    use crate::sync::Arc;
+    use std::panic::Location;
+
+    #[test]
+    fn guards_put_back_what_they_took_and_leak_nothing() {
+        let mut outer = Registration::new(Kind::Thread, None, Location::caller());
+        let mut inner = Registration::new(Kind::Task, None, Location::caller());
+        let outer_weak = Arc::downgrade(outer.record());
+        let inner_record = inner.record().clone();
+        assert!(current_record().is_none());
+        {
+            let _entered = enter(outer.record().clone());
+            let seen = current_record().expect("entered");
+            assert!(Arc::ptr_eq(&seen, outer.record()));
+            drop(seen);
+            {
+                let _lent = Lend::new(&mut inner);
+                let seen = current_record().expect("lent");
+                assert!(Arc::ptr_eq(&seen, &inner_record));
+            }
+            let seen = current_record().expect("the outer one is back");
+            assert!(Arc::ptr_eq(&seen, outer.record()));
+        }
+        assert!(current_record().is_none());
+        assert!(inner.get().is_some(), "the lent record came back");
+        drop(inner);
+        // Only the test's own reference is left: nothing stayed behind in
+        // the thread-local.
+        assert_eq!(Arc::strong_count(&inner_record), 1);
+        outer.end();
+        assert!(outer_weak.upgrade().is_none(), "the record was freed");
     }
 }
