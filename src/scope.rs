@@ -3,6 +3,7 @@
 //! wake-up that makes settling event-driven.
 
 use std::cell::Cell;
+use std::sync::atomic::AtomicU32;
 use std::sync::atomic::AtomicUsize as StaticCounter;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -13,10 +14,37 @@ use crate::record::TaskRecord;
 use crate::sync::{lock, Arc, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// Where a record sits in its scope's storage: shard and slab key.
-#[derive(Clone, Copy, Debug)]
+///
+/// The shard is picked before the record is built; the key is only known
+/// under the shard's lock, and is written and read under it.
+#[derive(Debug)]
 pub(crate) struct Slot {
     shard: u32,
-    key: u32,
+    key: AtomicU32,
+}
+
+impl Slot {
+    /// A slot in this thread's shard, its key still to be picked.
+    pub(crate) fn in_home_shard() -> Slot {
+        Slot::in_shard(home_shard())
+    }
+
+    /// A slot in `shard`, its key still to be picked.
+    pub(crate) fn in_shard(shard: usize) -> Slot {
+        Slot {
+            shard: shard as u32,
+            key: AtomicU32::new(u32::MAX),
+        }
+    }
+
+    fn shard(&self) -> usize {
+        self.shard as usize
+    }
+
+    /// Only under the shard's lock, which orders it after `insert`'s write.
+    fn key(&self) -> usize {
+        self.key.load(Ordering::Relaxed) as usize
+    }
 }
 
 /// What a scope stands for, which decides how reports name it.
@@ -125,36 +153,24 @@ impl Scope {
         self.shards.iter().map(|shard| lock(&shard.0).len()).sum()
     }
 
-    /// Builds a record for its slot and stores it.
-    pub(crate) fn insert(
-        this: &Arc<Scope>,
-        build: impl FnOnce(Slot) -> TaskRecord,
-    ) -> Arc<TaskRecord> {
-        Scope::insert_into(this, home_shard(), build)
-    }
-
-    /// [`Scope::insert`] into a given shard.
-    pub(crate) fn insert_into(
-        this: &Arc<Scope>,
-        shard: usize,
-        build: impl FnOnce(Slot) -> TaskRecord,
-    ) -> Arc<TaskRecord> {
-        let mut slab = lock(&this.shards[shard].0);
+    /// Stores a record of this scope in the shard its slot names.
+    ///
+    /// The record is built (and allocated) before, outside the lock: the
+    /// lock covers the slab alone.
+    pub(crate) fn insert(&self, record: &Arc<TaskRecord>) {
+        debug_assert!(std::ptr::eq(&*record.scope, self));
+        let mut slab = lock(&self.shards[record.slot.shard()].0);
         let entry = slab.vacant_entry();
         let key = u32::try_from(entry.key()).expect("more than 4 billion live tasks in one scope");
-        let record = Arc::new(build(Slot {
-            shard: shard as u32,
-            key,
-        }));
+        record.slot.key.store(key, Ordering::Relaxed);
         entry.insert(record.clone());
-        record
     }
 
     /// Ends a record: removes it, then wakes anyone settling on this scope.
     pub(crate) fn remove(&self, record: &TaskRecord) {
         let removed = {
-            let mut slab = lock(&self.shards[record.slot.shard as usize].0);
-            slab.try_remove(record.slot.key as usize)
+            let mut slab = lock(&self.shards[record.slot.shard()].0);
+            slab.try_remove(record.slot.key())
         };
         debug_assert!(removed.is_some_and(|r| r.id == record.id));
         // Dropping `removed` (the registry's reference) happened above, outside
@@ -189,11 +205,11 @@ impl Scope {
 
     /// Whether `record` is still registered here (it has not ended).
     pub(crate) fn holds(&self, record: &Arc<TaskRecord>) -> bool {
-        let Some(shard) = self.shards.get(record.slot.shard as usize) else {
+        let Some(shard) = self.shards.get(record.slot.shard()) else {
             return false;
         };
         lock(&shard.0)
-            .get(record.slot.key as usize)
+            .get(record.slot.key())
             .is_some_and(|held| Arc::ptr_eq(held, record))
     }
 
@@ -352,7 +368,7 @@ mod loom_model {
             assert!(seen.len() <= 3, "at most three are ever live at once");
             for record in &seen {
                 assert!(Arc::ptr_eq(&record.scope, &scope));
-                assert!((record.slot.shard as usize) < scope.shards.len());
+                assert!(record.slot.shard() < scope.shards.len());
             }
             drop(seen);
             let still_live = churn.join().unwrap();

@@ -5,7 +5,7 @@
 //! versions without touching the registry's logic.
 //!
 //! What loom swaps is what carries the registry's protocol: the shard locks,
-//! the live and waiter counts, the epoch lock and its condvar. `Arc` and
+//! the waiter count, the epoch lock and its condvar. `Arc` and
 //! `Weak` stay std's in both builds: their reference counts are not part of
 //! that protocol, loom's `Arc` has no `Weak` nor the raw-pointer API the
 //! counting waker needs, and records must still format and compare their

@@ -40,7 +40,11 @@ pub(crate) struct TaskState {
     has_ids: AtomicBool,
     /// The task's kind. It never changes.
     kind: Kind,
-    /// The runtime's waker for this task, which ours forwards to.
+    /// The runtime's waker for this task, which ours forwards to. It is
+    /// kept until the record drops, not taken out when the task ends: a
+    /// clone of our waker that outlives the task then keeps the runtime's
+    /// task allocation alive, exactly as a clone of the runtime's own waker
+    /// would, and the end of every task saves two atomic operations.
     pub(crate) runtime_waker: AtomicWaker,
 }
 
@@ -198,12 +202,6 @@ impl TaskState {
     #[cfg(tokio_unstable)]
     pub(crate) fn hook_poll_begin(&self) {
         self.started(self.polls.load(Ordering::Relaxed));
-    }
-
-    /// The task ended: let go of the runtime's waker, so that clones of our
-    /// waker that outlive the task don't keep the runtime's task alive.
-    pub(crate) fn ended(&self) {
-        drop(self.runtime_waker.take());
     }
 
     /// What the task is doing at `now`, for an async task.
