@@ -122,9 +122,7 @@ mod spare {
     use std::cell::RefCell;
 
     use super::TaskRecord;
-    use crate::kind::Kind;
     use crate::sync::Arc;
-    use crate::task_state::TaskState;
 
     /// How many emptied records a thread keeps: 32 KiB of 128-byte chunks.
     const KEEP: usize = 256;
@@ -151,23 +149,25 @@ mod spare {
         }
     }
 
-    /// Keeps an ended record's allocation if nothing else refers to it.
+    /// Keeps an ended record's allocation if nothing else refers to it
+    /// and this thread's list has room; otherwise drops it.
     pub(super) fn recycle(mut record: Arc<TaskRecord>) {
-        let Some(ended) = Arc::get_mut(&mut record) else {
-            return; // a waker, child or report still holds it
-        };
-        // Let go now of what the record refers to (its parent chain, its
-        // name, the runtime's waker and any tokio ids): a kept record must
-        // not keep anything else alive. Its scope stays until reuse, since
-        // a record can't be without one.
-        ended.parent = None;
-        ended.name = None;
-        ended.state = TaskState::new(Kind::Task);
         let _ = SPARE.try_with(move |spare| {
             let mut spare = spare.borrow_mut();
-            if spare.len() < KEEP {
-                spare.push(record);
+            if spare.len() >= KEEP {
+                return;
             }
+            let Some(ended) = Arc::get_mut(&mut record) else {
+                return; // a waker, child or report still holds it
+            };
+            // Let go now of what the record refers to (its parent chain,
+            // its name, the runtime's waker and any tokio ids): a kept
+            // record must not keep anything else alive. Its scope stays
+            // until reuse, since a record can't be without one.
+            ended.parent = None;
+            ended.name = None;
+            ended.state.clear();
+            spare.push(record);
         });
     }
 }

@@ -204,6 +204,23 @@ impl TaskState {
         self.started(self.polls.load(Ordering::Relaxed));
     }
 
+    /// Lets go of what the state refers to (the runtime's waker, any tokio
+    /// ids) once its task has ended, while the record is kept for reuse.
+    pub(crate) fn clear(&mut self) {
+        self.forget_ids();
+        self.runtime_waker = AtomicWaker::new();
+    }
+
+    /// Removes this state's entry from the tokio id table, if it has one.
+    fn forget_ids(&mut self) {
+        if std::mem::take(self.has_ids.get_mut()) {
+            let mut table = id_table(self.key())
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            table.remove(&self.key());
+        }
+    }
+
     /// What the task is doing at `now`, for an async task.
     pub(crate) fn condition(&self, now: Stamp) -> Condition {
         let polls = u64::from(self.polls.load(Ordering::Relaxed));
@@ -255,12 +272,7 @@ impl TaskState {
 
 impl Drop for TaskState {
     fn drop(&mut self) {
-        if *self.has_ids.get_mut() {
-            let mut table = id_table(self.key())
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            table.remove(&self.key());
-        }
+        self.forget_ids();
     }
 }
 
