@@ -235,10 +235,10 @@ pub(crate) fn install(
 fn on_spawn(meta: &TaskMeta<'_>, runtime: Option<tokio::runtime::Id>) {
     let id = meta.id();
     if let Some(tracked) = SPAWNING.try_with(Cell::take).ok().flatten() {
-        tracked.state.spawned_as(id, runtime);
+        tracked.spawned_as(id, runtime);
         return;
     }
     let registration = Registration::new(Kind::Untracked, None, meta.spawned_at());
-    registration.record().state.spawned_as(id, runtime);
+    registration.record().spawned_as(id, runtime);
     lock(shard(id)).insert(id, registration);
 }

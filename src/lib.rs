@@ -165,6 +165,7 @@ mod taskdump;
 mod test_main;
 mod test_scope;
 pub mod thread;
+mod tokio_ids;
 mod tracked;
 mod verify;
 mod waker;

@@ -63,6 +63,64 @@ impl TaskRecord {
         self.name.as_deref().map(|name| &**name)
     }
 
+    /// A poll of this task starts.
+    pub(crate) fn poll_begin(&self, runtime_waker: &std::task::Waker) {
+        let first = self.state.poll_begin(runtime_waker);
+        // Only task dumps and instrumented runtimes (which count their
+        // untracked tasks by id) need the id; otherwise skip the lookup.
+        if first && (crate::taskdump::ENABLED || crate::runtime::any_instrumented()) {
+            self.note_ids();
+        }
+    }
+
+    /// On a first poll: records the tokio task (and, while some runtime is
+    /// instrumented, its runtime). Out of line, so that the lookup's code
+    /// doesn't weigh on every poll.
+    #[cold]
+    #[inline(never)]
+    fn note_ids(&self) {
+        if let Some(id) = tokio::task::try_id() {
+            let runtime = crate::runtime::any_instrumented()
+                .then(|| tokio::runtime::Handle::try_current().ok())
+                .flatten()
+                .map(|handle| handle.id());
+            self.spawned_as(id, runtime);
+        }
+    }
+
+    /// Names the tokio task (and runtime) this record's future runs in; the
+    /// first value of each wins.
+    pub(crate) fn spawned_as(&self, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
+        crate::tokio_ids::note(self.id, task, runtime);
+        self.state.mark_ids();
+    }
+
+    /// The tokio task this future runs in, once polled inside one (or seen
+    /// by an instrumented runtime's spawn hook).
+    pub(crate) fn tokio_id(&self) -> Option<tokio::task::Id> {
+        self.tokio_ids().task
+    }
+
+    /// The runtime of [`TaskRecord::tokio_id`]'s task, when known.
+    pub(crate) fn runtime(&self) -> Option<tokio::runtime::Id> {
+        self.tokio_ids().runtime
+    }
+
+    fn tokio_ids(&self) -> crate::tokio_ids::TokioIds {
+        if self.state.has_ids() {
+            crate::tokio_ids::get(self.id)
+        } else {
+            crate::tokio_ids::TokioIds::default()
+        }
+    }
+
+    /// Removes this record's tokio ids, if it has any.
+    fn forget_ids(&mut self) {
+        if self.state.take_ids_mark() {
+            crate::tokio_ids::forget(self.id);
+        }
+    }
+
     /// This record and its ancestors, nearest first.
     pub(crate) fn lineage(&self) -> impl Iterator<Item = &TaskRecord> {
         std::iter::successors(Some(self), |r| r.parent.as_deref())
@@ -72,14 +130,13 @@ impl TaskRecord {
 impl Drop for TaskRecord {
     // A crawler that spawns recursively builds a parent chain as deep as its
     // recursion; dropping it recursively could overflow the stack. Unlink the
-    // chain iteratively instead.
+    // chain iteratively instead, each record dropped where it lies.
     fn drop(&mut self) {
+        self.forget_ids();
         let mut next = self.parent.take();
-        while let Some(parent) = next {
-            next = match Arc::try_unwrap(parent) {
-                Ok(mut only_owner) => only_owner.parent.take(),
-                Err(_) => None,
-            };
+        while let Some(mut parent) = next {
+            next = Arc::get_mut(&mut parent).and_then(|only_owner| only_owner.parent.take());
+            // `parent` drops here with its own parent link already taken.
         }
     }
 }
@@ -166,6 +223,7 @@ mod spare {
             // until reuse, since a record can't be without one.
             ended.parent = None;
             ended.name = None;
+            ended.forget_ids();
             ended.state.clear();
             spare.push(record);
         });
@@ -338,5 +396,49 @@ mod reuse_tests {
         assert!(!Arc::ptr_eq(second.record(), &held));
         assert_eq!(held.id, first_id, "the holder still sees its own record");
         assert!(!held.scope.holds(&held), "ended all the same");
+    }
+
+    /// A real tokio task id (tokio has no public constructor).
+    fn some_task_id() -> tokio::task::Id {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async { tokio::spawn(async { tokio::task::id() }).await.unwrap() })
+    }
+
+    #[test]
+    fn tokio_ids_go_with_their_record_and_never_pass_to_the_next() {
+        let task = some_task_id();
+        let mut parent = register(Kind::Task);
+        parent.record().spawned_as(task, None);
+        let parent_id = parent.record().id;
+        assert_eq!(parent.record().tokio_id(), Some(task));
+        let child = {
+            let _current = crate::context::enter(parent.record().clone());
+            register(Kind::Task)
+        };
+        parent.end(); // the child keeps the parent's record alive
+        assert!(crate::tokio_ids::get(parent_id).task.is_some());
+        // A weak reference keeps the child from being kept for reuse: it is
+        // dropped, and the parent with it, through the chain unlinking.
+        let weak = Arc::downgrade(child.record());
+        drop(child);
+        assert!(weak.upgrade().is_none());
+        assert!(
+            crate::tokio_ids::get(parent_id).task.is_none(),
+            "a record dropped through its child's chain forgets its ids"
+        );
+
+        let mut first = register(Kind::Task);
+        first.record().spawned_as(task, None);
+        let address = Arc::as_ptr(first.record());
+        first.end();
+        let second = register(Kind::Task);
+        assert_eq!(Arc::as_ptr(second.record()), address);
+        assert_eq!(
+            second.record().tokio_id(),
+            None,
+            "a reused record starts without ids"
+        );
     }
 }

@@ -262,7 +262,7 @@ impl Report {
         };
         self.traces = TraceStatus::Taken;
         for leak in &mut self.leaks {
-            let id = leak.record.state.tokio_id();
+            let id = leak.record.tokio_id();
             leak.trace = id
                 .and_then(|id| traces.get(&id))
                 .map(|t| Arc::from(t.as_str()));

@@ -205,8 +205,8 @@ impl Probe {
             .iter()
             // A `LocalSet`'s tasks are not the runtime's.
             .filter(|r| r.kind().is_async() && r.kind() != Kind::Local)
-            .filter(|r| r.state.runtime() == Some(runtime))
-            .filter_map(|r| r.state.tokio_id())
+            .filter(|r| r.runtime() == Some(runtime))
+            .filter_map(|r| r.tokio_id())
             .collect();
         known.extend(self.caller);
         alive.saturating_sub(known.len())

@@ -1,9 +1,7 @@
 //! `TaskState`: what a task is doing, tracked on every poll, and the
 //! `Condition` a report reads from it ("can never finish", "waiting", ...).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -19,7 +17,7 @@ use crate::kind::Kind;
 /// It is part of every live record, so every byte counts: counts are 32
 /// bits, "inside a poll" is a flag next to the last poll's stamp rather than
 /// a stamp of its own, and the tokio ids, which only task dumps and
-/// instrumented runtimes ask for, live in a side table (see [`TokioIds`]).
+/// instrumented runtimes ask for, live in a side table (`tokio_ids.rs`).
 pub(crate) struct TaskState {
     /// When the last poll started, as a [`Stamp`] word; 0 if never polled.
     /// For blocking tasks and threads: when their closure started.
@@ -48,33 +46,6 @@ pub(crate) struct TaskState {
     pub(crate) runtime_waker: AtomicWaker,
 }
 
-/// What tokio calls a task and its runtime, each set at most once.
-///
-/// Kept out of [`TaskState`], in a table keyed by the state's address: only
-/// task dumps and instrumented runtimes (which count their untracked tasks
-/// by id) need them, and 16 bytes more in every record would cost every
-/// user. An entry lives as long as its record: it goes when the record is
-/// dropped, so an address is never found with another record's ids.
-#[derive(Clone, Copy, Default)]
-struct TokioIds {
-    /// The tokio task that first polled this future, to match task dumps.
-    task: Option<tokio::task::Id>,
-    /// The runtime of that task, once known.
-    runtime: Option<tokio::runtime::Id>,
-}
-
-type IdTable = Mutex<HashMap<usize, TokioIds>>;
-
-/// The side table's shard for the state at `key`.
-fn id_table(key: usize) -> &'static IdTable {
-    const SHARDS: usize = 16;
-    static TABLES: OnceLock<[IdTable; SHARDS]> = OnceLock::new();
-    let tables = TABLES.get_or_init(|| std::array::from_fn(|_| IdTable::default()));
-    // States are at least 8-byte aligned and sit in allocations larger
-    // than 64 bytes: the low bits say little.
-    &tables[(key >> 6) % SHARDS]
-}
-
 impl TaskState {
     /// The state of a task of `kind` that hasn't started yet.
     pub(crate) fn new(kind: Kind) -> TaskState {
@@ -96,63 +67,16 @@ impl TaskState {
         self.kind
     }
 
-    /// This state's key in the tokio id table.
-    fn key(&self) -> usize {
-        std::ptr::from_ref(self) as usize
-    }
-
-    /// The tokio ids, if any were noted.
-    fn ids(&self) -> TokioIds {
-        if !self.has_ids.load(Ordering::Acquire) {
-            return TokioIds::default();
-        }
-        let table = id_table(self.key()).lock();
-        let table = table.unwrap_or_else(PoisonError::into_inner);
-        table.get(&self.key()).copied().unwrap_or_default()
-    }
-
-    /// Records the tokio task (and its runtime, if given) unless already
-    /// known: the first value of each wins.
-    fn set_ids(&self, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
-        let mut table = id_table(self.key())
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let ids = table.entry(self.key()).or_default();
-        ids.task.get_or_insert(task);
-        if let Some(runtime) = runtime {
-            ids.runtime.get_or_insert(runtime);
-        }
-        self.has_ids.store(true, Ordering::Release);
-    }
-
-    /// On a first poll: records the tokio task (and, while some runtime is
-    /// instrumented, its runtime). Out of line, so that the lookup's code
-    /// doesn't weigh on every poll.
-    #[cold]
-    #[inline(never)]
-    fn note_ids(&self) {
-        if let Some(id) = tokio::task::try_id() {
-            let runtime = crate::runtime::any_instrumented()
-                .then(|| tokio::runtime::Handle::try_current().ok())
-                .flatten()
-                .map(|handle| handle.id());
-            self.set_ids(id, runtime);
-        }
-    }
-
-    /// A poll starts: remember the runtime's waker and the time.
-    pub(crate) fn poll_begin(&self, runtime_waker: &Waker) {
+    /// A poll starts: remember the runtime's waker and the time. Returns
+    /// whether it is the first.
+    pub(crate) fn poll_begin(&self, runtime_waker: &Waker) -> bool {
         // Only the polling thread writes the count (a future is polled by
         // one thread at a time), so a load and a store do: no RMW.
         let polls = self.polls.load(Ordering::Relaxed);
-        // Only task dumps and instrumented runtimes (which count their
-        // untracked tasks by id) need the id; otherwise skip the lookup.
-        if polls == 0 && (crate::taskdump::ENABLED || crate::runtime::any_instrumented()) {
-            self.note_ids();
-        }
         self.runtime_waker.register(runtime_waker);
         self.woken.store(false, Ordering::Relaxed);
         self.started(polls);
+        polls == 0
     }
 
     /// A poll (or a blocking closure) starts now; `polls` came before it.
@@ -180,23 +104,6 @@ impl TaskState {
         self.tid.load(Ordering::Relaxed)
     }
 
-    /// The tokio task this future runs in, once polled inside one.
-    pub(crate) fn tokio_id(&self) -> Option<tokio::task::Id> {
-        self.ids().task
-    }
-
-    /// The runtime of [`TaskState::tokio_id`]'s task, when known.
-    pub(crate) fn runtime(&self) -> Option<tokio::runtime::Id> {
-        self.ids().runtime
-    }
-
-    /// Names the task and runtime up front, when the spawn itself is seen
-    /// (tokio's spawn hook) rather than the first poll.
-    #[cfg(tokio_unstable)]
-    pub(crate) fn spawned_as(&self, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
-        self.set_ids(task, runtime);
-    }
-
     /// A poll of a task that leakcheck doesn't wrap starts (tokio's
     /// before-poll hook): no waker to count, only the time.
     #[cfg(tokio_unstable)]
@@ -204,21 +111,25 @@ impl TaskState {
         self.started(self.polls.load(Ordering::Relaxed));
     }
 
-    /// Lets go of what the state refers to (the runtime's waker, any tokio
-    /// ids) once its task has ended, while the record is kept for reuse.
-    pub(crate) fn clear(&mut self) {
-        self.forget_ids();
-        self.runtime_waker = AtomicWaker::new();
+    /// Whether the tokio id table has an entry for this task.
+    pub(crate) fn has_ids(&self) -> bool {
+        self.has_ids.load(Ordering::Acquire)
     }
 
-    /// Removes this state's entry from the tokio id table, if it has one.
-    fn forget_ids(&mut self) {
-        if std::mem::take(self.has_ids.get_mut()) {
-            let mut table = id_table(self.key())
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            table.remove(&self.key());
-        }
+    /// The tokio id table has an entry for this task now.
+    pub(crate) fn mark_ids(&self) {
+        self.has_ids.store(true, Ordering::Release);
+    }
+
+    /// Whether the table had an entry; from now on it hasn't.
+    pub(crate) fn take_ids_mark(&mut self) -> bool {
+        std::mem::take(self.has_ids.get_mut())
+    }
+
+    /// Lets go of the runtime's waker once the task has ended, while the
+    /// record is kept for reuse.
+    pub(crate) fn clear(&mut self) {
+        self.runtime_waker = AtomicWaker::new();
     }
 
     /// What the task is doing at `now`, for an async task.
@@ -267,12 +178,6 @@ impl TaskState {
                 kernel: crate::os_thread::kernel_state(self.tid.load(Ordering::Relaxed)),
             },
         }
-    }
-}
-
-impl Drop for TaskState {
-    fn drop(&mut self) {
-        self.forget_ids();
     }
 }
 

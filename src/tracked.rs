@@ -105,7 +105,7 @@ impl<F: Future> Future for Tracked<F> {
                 // Polled after completion: nothing left to track.
                 return this.future.poll(cx);
             };
-            record.state.poll_begin(cx.waker());
+            record.poll_begin(cx.waker());
             let record_ptr = Arc::as_ptr(record);
             let output = {
                 // The record is the current owner for the length of this poll and

@@ -255,10 +255,10 @@ fn drop_twins(left: &mut Vec<Arc<TaskRecord>>) {
         .all_records()
         .iter()
         .filter(|r| r.kind() != Kind::Untracked)
-        .filter_map(|r| r.state.tokio_id())
+        .filter_map(|r| r.tokio_id())
         .collect();
     left.retain(|r| {
-        r.kind() != Kind::Untracked || r.state.tokio_id().is_none_or(|id| !tracked.contains(&id))
+        r.kind() != Kind::Untracked || r.tokio_id().is_none_or(|id| !tracked.contains(&id))
     });
 }
 

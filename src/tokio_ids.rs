@@ -1,0 +1,56 @@
+//! `TokioIds`: what tokio calls a tracked task and its runtime, kept beside
+//! the records rather than in them.
+//!
+//! Only task dumps (to match an await trace to its survivor) and
+//! instrumented runtimes (to tell their untracked tasks from tracked ones)
+//! ask for these ids. Sixteen bytes in every record would cost every user;
+//! a table keyed by record id costs only those who need it. A record says
+//! whether it has an entry, and removes it when it is dropped or reused.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+/// What tokio calls a task and its runtime, each set at most once.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct TokioIds {
+    /// The tokio task that runs the record's future.
+    pub(crate) task: Option<tokio::task::Id>,
+    /// The runtime of that task, once known.
+    pub(crate) runtime: Option<tokio::runtime::Id>,
+}
+
+type Table = Mutex<HashMap<u64, TokioIds>>;
+
+/// The table's shard for `record`.
+fn table(record: u64) -> std::sync::MutexGuard<'static, HashMap<u64, TokioIds>> {
+    const SHARDS: usize = 16;
+    static TABLES: OnceLock<[Table; SHARDS]> = OnceLock::new();
+    let tables = TABLES.get_or_init(|| std::array::from_fn(|_| Table::default()));
+    // Ids come in per-thread blocks of consecutive numbers: the low bits
+    // spread one thread's records over every shard.
+    tables[record as usize % SHARDS]
+        .lock()
+        // Nothing panics while a shard is locked.
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Records `record`'s task (and runtime, if given) unless already known:
+/// the first value of each wins.
+pub(crate) fn note(record: u64, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
+    let mut table = table(record);
+    let ids = table.entry(record).or_default();
+    ids.task.get_or_insert(task);
+    if let Some(runtime) = runtime {
+        ids.runtime.get_or_insert(runtime);
+    }
+}
+
+/// `record`'s ids, as far as known.
+pub(crate) fn get(record: u64) -> TokioIds {
+    table(record).get(&record).copied().unwrap_or_default()
+}
+
+/// Drops `record`'s entry.
+pub(crate) fn forget(record: u64) {
+    table(record).remove(&record);
+}
