@@ -5,6 +5,11 @@
 
 /// The kernel id of the calling thread, or 0 when unknown. Cached per
 /// thread: tokio's blocking pool reuses its threads.
+///
+/// Read with the `gettid` system call: every thread that
+/// `leakcheck::thread` starts asks once, before its closure runs, and
+/// reading `/proc/thread-self` instead cost a fresh thread a path lookup
+/// and an allocation.
 pub(crate) fn current_tid() -> u32 {
     #[cfg(target_os = "linux")]
     {
@@ -12,25 +17,22 @@ pub(crate) fn current_tid() -> u32 {
         thread_local! {
             static TID: Cell<u32> = const { Cell::new(0) };
         }
+        let read = || {
+            let tid = rustix::thread::gettid().as_raw_nonzero().get();
+            u32::try_from(tid).unwrap_or(0)
+        };
         TID.try_with(|tid| {
             if tid.get() == 0 {
-                tid.set(read_tid().unwrap_or(0));
+                tid.set(read());
             }
             tid.get()
         })
-        .unwrap_or(0)
+        .unwrap_or_else(|_| read())
     }
     #[cfg(not(target_os = "linux"))]
     {
         0
     }
-}
-
-/// `/proc/thread-self` links to `/proc/<pid>/task/<tid>`.
-#[cfg(target_os = "linux")]
-fn read_tid() -> Option<u32> {
-    let link = std::fs::read_link("/proc/thread-self").ok()?;
-    link.file_name()?.to_str()?.parse().ok()
 }
 
 /// The scheduler state letter (`R`, `S`, `D`, ...) of thread `tid` of this
@@ -88,5 +90,24 @@ mod tests {
         stop_tx.send(()).unwrap();
         sleeper.join().unwrap();
         assert_eq!(kernel_state(0), None);
+    }
+
+    #[test]
+    fn the_thread_id_is_the_kernels_and_differs_per_thread() {
+        let here = current_tid();
+        assert_ne!(here, 0);
+        assert!(std::path::Path::new(&format!("/proc/self/task/{here}")).exists());
+        let (other, listed) = std::thread::spawn(|| {
+            let tid = current_tid();
+            (
+                tid,
+                std::path::Path::new(&format!("/proc/self/task/{tid}")).exists(),
+            )
+        })
+        .join()
+        .unwrap();
+        assert!(listed);
+        assert_ne!(other, here);
+        assert_eq!(current_tid(), here, "cached, and still right");
     }
 }

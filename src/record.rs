@@ -179,6 +179,7 @@ mod spare {
     use std::cell::RefCell;
 
     use super::TaskRecord;
+    use crate::kind::Kind;
     use crate::sync::Arc;
 
     /// How many emptied records a thread keeps: 32 KiB of 128-byte chunks.
@@ -209,10 +210,19 @@ mod spare {
     /// Keeps an ended record's allocation if nothing else refers to it
     /// and this thread's list has room; otherwise drops it.
     pub(super) fn recycle(mut record: Arc<TaskRecord>) {
+        if record.kind() == Kind::Thread {
+            // A thread's record ends on that thread, as it exits: a list
+            // kept there would be freed straight away.
+            return;
+        }
         let _ = SPARE.try_with(move |spare| {
             let mut spare = spare.borrow_mut();
             if spare.len() >= KEEP {
                 return;
+            }
+            if spare.capacity() == 0 {
+                // Once, rather than growing through every power of two.
+                spare.reserve_exact(KEEP);
             }
             let Some(ended) = Arc::get_mut(&mut record) else {
                 return; // a waker, child or report still holds it
