@@ -1,6 +1,9 @@
 //! Tracking cost: each leakcheck spawner against the plain tokio/std call
 //! in the same run. `cargo bench --bench spawn`; figures in
 //! `benches/README.md`.
+//!
+//! The sub-microsecond benchmarks take 1,000 samples: on a shared VM, wall
+//! clock drifts by tens of percent between runs of 100.
 
 use divan::Bencher;
 
@@ -25,13 +28,13 @@ fn multi_thread() -> tokio::runtime::Runtime {
 mod spawn_await_one {
     use super::*;
 
-    #[divan::bench]
+    #[divan::bench(sample_count = 1000)]
     fn tokio(bencher: Bencher) {
         let runtime = current_thread();
         bencher.bench_local(|| runtime.block_on(async { tokio::spawn(async {}).await.unwrap() }));
     }
 
-    #[divan::bench]
+    #[divan::bench(sample_count = 1000)]
     fn leakcheck(bencher: Bencher) {
         let runtime = current_thread();
         bencher
@@ -130,7 +133,7 @@ mod fan_out_2x50k {
 mod blocking_and_threads {
     use super::*;
 
-    #[divan::bench]
+    #[divan::bench(sample_count = 1000)]
     fn tokio_spawn_blocking(bencher: Bencher) {
         let runtime = current_thread();
         bencher.bench_local(|| {
@@ -138,7 +141,7 @@ mod blocking_and_threads {
         });
     }
 
-    #[divan::bench]
+    #[divan::bench(sample_count = 1000)]
     fn leakcheck_spawn_blocking(bencher: Bencher) {
         let runtime = current_thread();
         bencher.bench_local(|| {
@@ -146,12 +149,12 @@ mod blocking_and_threads {
         });
     }
 
-    #[divan::bench]
+    #[divan::bench(sample_count = 1000)]
     fn std_thread_spawn(bencher: Bencher) {
         bencher.bench_local(|| std::thread::spawn(|| ()).join().unwrap());
     }
 
-    #[divan::bench]
+    #[divan::bench(sample_count = 1000)]
     fn leakcheck_thread_spawn(bencher: Bencher) {
         bencher.bench_local(|| leakcheck::thread::spawn(|| ()).join().unwrap());
     }
@@ -168,14 +171,14 @@ mod poll_1000_yields {
         }
     }
 
-    #[divan::bench]
+    #[divan::bench(sample_count = 1000)]
     fn tokio(bencher: Bencher) {
         let runtime = current_thread();
         bencher
             .bench_local(|| runtime.block_on(async { tokio::spawn(yield_1000()).await.unwrap() }));
     }
 
-    #[divan::bench]
+    #[divan::bench(sample_count = 1000)]
     fn leakcheck(bencher: Bencher) {
         let runtime = current_thread();
         bencher.bench_local(|| {
