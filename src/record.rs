@@ -260,7 +260,7 @@ mod spare {
 /// Every spawner owns exactly one of these per task: inside the future
 /// wrapper, or moved into the blocking closure or thread body. However the
 /// task ends (returns, panics, is aborted or dropped with its runtime), the
-/// registration is dropped and the scope's live count goes down.
+/// registration is dropped and the record leaves its scope.
 ///
 /// The record sits in an `Option` so that the future wrapper can lend it to
 /// the thread-local context for the length of a poll without touching the

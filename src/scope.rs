@@ -1,6 +1,7 @@
 //! `Scope`: the set of live tasks that one test (or thread, or the process)
-//! owns, with the live count that makes a passing check O(1) and the
-//! wake-up that makes settling event-driven.
+//! owns, with the per-shard lengths that make a passing check cheap (a few
+//! locks, never a scan of tasks) and the wake-up that makes settling
+//! event-driven.
 
 use std::cell::Cell;
 use std::sync::atomic::AtomicU32;

@@ -55,7 +55,7 @@ impl Target {
         }
     }
 
-    /// True when a check can pass without looking further: the O(1) path
+    /// True when a check can pass without looking further: the fast path
     /// (an instrumented runtime's count must always be read).
     fn nothing_live(&self) -> bool {
         self.scope.live() == 0 && self.runtime.is_none()
