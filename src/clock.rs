@@ -18,6 +18,7 @@ pub(crate) struct Stamp(u64);
 
 impl Stamp {
     /// The coarse clock's reading now.
+    #[inline]
     pub(crate) fn now() -> Stamp {
         // Not `coarsetime::Instant::now`, which also stores the reading in
         // a process-wide cache: a shared line every core would write to.

@@ -49,6 +49,7 @@ impl Owner {
 }
 
 /// Makes `record` the current one and returns the one it replaces.
+#[inline]
 fn swap_current(record: Option<Arc<TaskRecord>>) -> Option<Arc<TaskRecord>> {
     CURRENT
         .with(|cell| cell.replace(record.map(ManuallyDrop::new)))

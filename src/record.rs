@@ -64,6 +64,7 @@ impl TaskRecord {
     }
 
     /// A poll of this task starts.
+    #[inline]
     pub(crate) fn poll_begin(&self, runtime_waker: &std::task::Waker) {
         let first = self.state.poll_begin(runtime_waker);
         // Only task dumps and instrumented runtimes (which count their

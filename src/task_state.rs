@@ -69,6 +69,7 @@ impl TaskState {
 
     /// A poll starts: remember the runtime's waker and the time. Returns
     /// whether it is the first.
+    #[inline]
     pub(crate) fn poll_begin(&self, runtime_waker: &Waker) -> bool {
         // Only the polling thread writes the count (a future is polled by
         // one thread at a time), so a load and a store do: no RMW.
@@ -80,6 +81,7 @@ impl TaskState {
     }
 
     /// A poll (or a blocking closure) starts now; `polls` came before it.
+    #[inline]
     fn started(&self, polls: u32) {
         self.last_poll
             .store(Stamp::now().encode(), Ordering::Relaxed);
@@ -88,6 +90,7 @@ impl TaskState {
     }
 
     /// The poll returned.
+    #[inline]
     pub(crate) fn poll_end(&self) {
         self.busy.store(false, Ordering::Relaxed);
     }
