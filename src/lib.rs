@@ -157,6 +157,7 @@ mod report;
 pub mod runtime;
 mod scope;
 mod settle;
+mod shelf;
 mod spawn;
 mod stray_threads;
 mod sync;

@@ -303,7 +303,7 @@ impl Registration {
     }
 
     fn register(record: TaskRecord) -> Self {
-        // Allocated before the shard is locked, so the lock covers the slab
+        // Allocated before the shard is locked, so the lock covers the shelf
         // alone.
         let record = spare::allocate(record);
         record.scope.insert(&record);

@@ -9,12 +9,11 @@ use std::sync::atomic::AtomicUsize as StaticCounter;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use slab::Slab;
-
 use crate::record::TaskRecord;
+use crate::shelf::Shelf;
 use crate::sync::{lock, Arc, AtomicUsize, Condvar, Mutex, Ordering};
 
-/// Where a record sits in its scope's storage: shard and slab key.
+/// Where a record sits in its scope's storage: shard and shelf key.
 ///
 /// The shard is picked before the record is built; the key is only known
 /// under the shard's lock, and is written and read under it.
@@ -43,8 +42,8 @@ impl Slot {
     }
 
     /// Only under the shard's lock, which orders it after `insert`'s write.
-    fn key(&self) -> usize {
-        self.key.load(Ordering::Relaxed) as usize
+    fn key(&self) -> u32 {
+        self.key.load(Ordering::Relaxed)
     }
 }
 
@@ -59,8 +58,8 @@ pub(crate) enum ScopeName {
     Process,
 }
 
-/// One shard of a scope's live records, keyed by slab index.
-type Shard = Padded<Mutex<Slab<Arc<TaskRecord>>>>;
+/// One shard of a scope's live records, keyed by shelf slot.
+type Shard = Padded<Mutex<Shelf>>;
 
 /// A cache line of its own, so that shards locked from different cores
 /// don't bounce one line between them.
@@ -127,7 +126,7 @@ impl Scope {
     /// way: the registry is a static, which loom can't reset between runs.
     fn standalone(name: ScopeName, shards: usize) -> Arc<Scope> {
         let shards = (0..shards)
-            .map(|_| Padded(Mutex::new(Slab::new())))
+            .map(|_| Padded(Mutex::new(Shelf::default())))
             .collect();
         Arc::new(Scope {
             name,
@@ -157,21 +156,19 @@ impl Scope {
     /// Stores a record of this scope in the shard its slot names.
     ///
     /// The record is built (and allocated) before, outside the lock: the
-    /// lock covers the slab alone.
+    /// lock covers the shelf alone.
     pub(crate) fn insert(&self, record: &Arc<TaskRecord>) {
         debug_assert!(std::ptr::eq(&*record.scope, self));
-        let mut slab = lock(&self.shards[record.slot.shard()].0);
-        let entry = slab.vacant_entry();
-        let key = u32::try_from(entry.key()).expect("more than 4 billion live tasks in one scope");
+        let mut shelf = lock(&self.shards[record.slot.shard()].0);
+        let key = shelf.insert(record.clone());
         record.slot.key.store(key, Ordering::Relaxed);
-        entry.insert(record.clone());
     }
 
     /// Ends a record: removes it, then wakes anyone settling on this scope.
     pub(crate) fn remove(&self, record: &TaskRecord) {
         let removed = {
-            let mut slab = lock(&self.shards[record.slot.shard()].0);
-            slab.try_remove(record.slot.key())
+            let mut shelf = lock(&self.shards[record.slot.shard()].0);
+            shelf.remove(record.slot.key())
         };
         debug_assert!(removed.is_some_and(|r| r.id == record.id));
         // Dropping `removed` (the registry's reference) happened above, outside
@@ -197,12 +194,12 @@ impl Scope {
     ) -> Vec<Arc<TaskRecord>> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
-            let slab = lock(&shard.0);
-            // A slab walks its vacant entries too: as many as this shard
+            let shelf = lock(&shard.0);
+            // A shelf walks its vacant slots too: as many as this shard
             // ever held at once. An empty shard is skipped outright, so a
             // passing check costs the same after a burst of tasks.
-            if !slab.is_empty() {
-                out.extend(slab.iter().map(|(_, r)| r.clone()));
+            if !shelf.is_empty() {
+                out.extend(shelf.iter().cloned());
             }
         }
         out.retain(|r| keep(r));
