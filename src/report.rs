@@ -671,7 +671,10 @@ impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;
         if d < Duration::from_secs(1) {
-            write!(f, "{}ms", d.as_millis())
+            // To the nearest millisecond: a coarse-clock difference of
+            // 299.99 ms is the 300 ms a settle period waited.
+            let millis = (d.as_micros() + 500) / 1000;
+            write!(f, "{millis}ms")
         } else if d < Duration::from_secs(60) {
             let tenths = d.as_millis() / 100;
             write!(f, "{}.{}s", tenths / 10, tenths % 10)
@@ -691,6 +694,8 @@ mod tests {
     fn durations_read_like_a_person_wrote_them() {
         let cases = [
             (Duration::from_micros(300), "0ms"),
+            (Duration::from_nanos(299_999_990), "300ms"),
+            (Duration::from_micros(999_600), "1000ms"),
             (Duration::from_millis(250), "250ms"),
             (Duration::from_millis(1_549), "1.5s"),
             (Duration::from_secs(200), "3m 20s"),
