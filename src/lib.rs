@@ -313,8 +313,10 @@ pub fn verify_none() {
 ///     leakcheck::verify_none_async().await;
 /// }
 /// ```
-pub async fn verify_none_async() {
-    Options::new().verify_none_async().await;
+#[track_caller]
+pub fn verify_none_async() -> impl std::future::Future<Output = ()> {
+    let at = std::panic::Location::caller();
+    async move { Options::new().verify_none_async_at(at).await }
 }
 
 /// Like [`verify_none`] but returns the report instead of panicking.

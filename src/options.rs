@@ -1,6 +1,7 @@
 //! `Options`: how long a check waits and which survivors it forgives.
 
 use std::fmt;
+use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,7 +184,16 @@ impl Options {
     ///
     /// # Panics
     ///
-    /// With the [`Report`] when something leaked.
+    /// With the [`Report`] when something leaked. The panic names the line
+    /// that called `verify_none_async`, as a panic in sync code would:
+    /// an `async fn` can't be `#[track_caller]`, so this one is a plain
+    /// function that notes its caller and returns the future. The message
+    /// (`thread '...' panicked at tests/api.rs:12:5:` and the report) is
+    /// written to stderr, which the test harness captures, and the panic is
+    /// raised with [`std::panic::resume_unwind`] so the standard hook
+    /// doesn't print a second location inside leakcheck. The payload is
+    /// the report as a `String`, so `#[should_panic(expected = "...")]`
+    /// works as usual.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -192,9 +202,15 @@ impl Options {
     /// leakcheck::Options::new().verify_none_async().await;
     /// # }
     /// ```
-    pub async fn verify_none_async(&self) {
+    #[track_caller]
+    pub fn verify_none_async(&self) -> impl Future<Output = ()> + '_ {
+        self.verify_none_async_at(Location::caller())
+    }
+
+    /// [`verify_none_async`](Options::verify_none_async), failing at `at`.
+    pub(crate) async fn verify_none_async_at(&self, at: &'static Location<'static>) {
         if let Err(report) = self.find_async().await {
-            panic!("{report}");
+            fail_at(at, &report);
         }
     }
 
@@ -282,6 +298,17 @@ impl Options {
         let leak = leak();
         self.predicates.iter().any(|p| p(&leak))
     }
+}
+
+/// Fails the calling test with `report`, at `at` rather than here: what the
+/// standard panic hook would print for a panic at `at`, then an unwind that
+/// skips the hook.
+fn fail_at(at: &Location<'_>, report: &Report) -> ! {
+    let message = report.to_string();
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("<unnamed>");
+    eprintln!("\nthread '{name}' panicked at {at}:\n{message}");
+    std::panic::resume_unwind(Box::new(message))
 }
 
 /// Whether `pattern` names `site`: a path suffix on a component boundary,

@@ -195,6 +195,10 @@ pub struct Report {
     /// Tasks alive on the checked runtime that leakcheck knows nothing
     /// about (counted, on stable Rust; see `crate::runtime`).
     untracked: usize,
+    /// Whether that runtime was taken to be the test's because the check ran
+    /// in its `block_on` (`crate::runtime`'s rule), not because leakcheck
+    /// built it.
+    adopted_runtime: bool,
     /// OS threads nobody tracked (whole-binary check, Linux).
     stray: Vec<crate::stray_threads::StrayThread>,
 }
@@ -231,6 +235,7 @@ impl Report {
             leaks,
             traces: TraceStatus::Unavailable,
             untracked: 0,
+            adopted_runtime: false,
             stray: Vec::new(),
         }
     }
@@ -249,8 +254,9 @@ impl Report {
         self
     }
 
-    pub(crate) fn with_untracked(mut self, untracked: usize) -> Report {
+    pub(crate) fn with_untracked(mut self, untracked: usize, adopted_runtime: bool) -> Report {
         self.untracked = untracked;
+        self.adopted_runtime = adopted_runtime && untracked > 0;
         self
     }
 
@@ -408,6 +414,13 @@ impl fmt::Display for Report {
                  spawned, build with RUSTFLAGS=\"--cfg tokio_unstable\": the runtime then records \
                  every task's spawn site"
             )?;
+            if self.adopted_runtime {
+                writeln!(
+                    f,
+                    "      (the runtime counts as the test's because the check ran in its `block_on`; \
+                     if tests share it, call `leakcheck::runtime::mark_shared` where it is built)"
+                )?;
+            }
         }
         for thread in &self.stray {
             writeln!(

@@ -8,6 +8,32 @@
 //! tests (one `static` runtime, say) must not be built this way, since its
 //! count would include every other test's tasks.
 //!
+//! # Which runtime belongs to a test
+//!
+//! A check counts the tasks that leakcheck didn't spawn on one runtime at
+//! most, the one it runs on, and only when that runtime is the test's:
+//!
+//! 1. **leakcheck built it**: `#[leak_check]` builds the runtime of every
+//!    async test it takes over this way, and [`build`] / [`build_local`]
+//!    do it for a runtime a test builds itself;
+//! 2. **or the check runs directly in the runtime's `block_on` body on the
+//!    test's own thread** (not inside a task), the shape of every plain
+//!    `#[tokio::test]` body and of `rt.block_on(...)` in a `#[test]`: that
+//!    runtime is taken to be the test's, until a check from a second test
+//!    has run on it.
+//!
+//! Never counted: a runtime that checks from two different tests have run
+//! on, or one passed to [`mark_shared`]; any runtime when the check runs
+//! inside a task (a worker thread says nothing about which test is
+//! running), on a thread that is not a test's, or in the whole-binary check.
+//!
+//! A `static` runtime shared by many tests is the case rule 2 can get
+//! wrong: its first test to check counts what the runtime keeps for the
+//! whole process (a task spawned when it was built, say), and until a
+//! second test has checked on it, other tests' tasks too. Call
+//! [`mark_shared`] where such a runtime is built; the report of a count on
+//! a runtime taken by rule 2 says so.
+//!
 //! # What the check sees
 //!
 //! - **On stable Rust**: how many tasks spawned outside leakcheck survived,
@@ -33,17 +59,18 @@
 //!
 //! [`RuntimeMetrics::num_alive_tasks`]: tokio::runtime::RuntimeMetrics::num_alive_tasks
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use tokio::runtime::{Builder, Handle, Runtime};
+use tokio::runtime::{Builder, Handle, LocalOptions, LocalRuntime, Runtime};
 
 use crate::kind::Kind;
+use crate::record::TaskRecord;
 use crate::registry::Registry;
-#[cfg(tokio_unstable)]
+use crate::scope::{Scope, ScopeName};
 use crate::sync::Arc;
 use crate::sync::{lock, Mutex, Ordering};
 
@@ -95,14 +122,85 @@ pub fn build(builder: &mut Builder) -> io::Result<Runtime> {
     }
 }
 
+/// Like [`build`], for tokio's `LocalRuntime` (what
+/// `#[tokio::test(flavor = "local")]` builds): a current-thread runtime on
+/// which `tokio::task::spawn_local` works without a `LocalSet`.
+///
+/// # Errors
+///
+/// Whatever [`Builder::build_local`] returns.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let runtime =
+///     leakcheck::runtime::build_local(tokio::runtime::Builder::new_current_thread().enable_all())
+///         .unwrap();
+/// runtime.block_on(async {
+///     let stuck = tokio::task::spawn_local(std::future::pending::<()>());
+///     let options = leakcheck::Options::new().settle(Duration::from_millis(50));
+///     assert_eq!(options.find_async().await.unwrap_err().untracked_tasks(), 1);
+///     stuck.abort();
+///     let _ = stuck.await;
+///     options.verify_none_async().await;
+/// });
+/// ```
+pub fn build_local(builder: &mut Builder) -> io::Result<LocalRuntime> {
+    #[cfg(all(tokio_unstable, feature = "track"))]
+    {
+        build_hooked_with(builder, Hooks::new(), |b| {
+            b.build_local(LocalOptions::default())
+        })
+    }
+    #[cfg(not(all(tokio_unstable, feature = "track")))]
+    {
+        let runtime = builder.build_local(LocalOptions::default())?;
+        if cfg!(feature = "track") {
+            register(runtime.handle());
+        }
+        Ok(runtime)
+    }
+}
+
 #[cfg(tokio_unstable)]
 fn build_hooked(builder: &mut Builder, hooks: Hooks) -> io::Result<Runtime> {
+    build_hooked_with(builder, hooks, Builder::build)
+}
+
+/// Installs leakcheck's hooks on `builder`, builds it with `build`, and
+/// registers the runtime as one test's.
+#[cfg(tokio_unstable)]
+fn build_hooked_with<R: HasHandle>(
+    builder: &mut Builder,
+    hooks: Hooks,
+    build: impl FnOnce(&mut Builder) -> io::Result<R>,
+) -> io::Result<R> {
     let slot = Arc::new(OnceLock::new());
     crate::hooks::install(builder, hooks, slot.clone());
-    let runtime = builder.build()?;
+    let runtime = build(builder)?;
     let id = register(runtime.handle());
     let _ = slot.set(id);
     Ok(runtime)
+}
+
+/// Both kinds of runtime leakcheck builds.
+#[cfg(tokio_unstable)]
+trait HasHandle {
+    fn handle(&self) -> &Handle;
+}
+
+#[cfg(tokio_unstable)]
+impl HasHandle for Runtime {
+    fn handle(&self) -> &Handle {
+        Runtime::handle(self)
+    }
+}
+
+#[cfg(tokio_unstable)]
+impl HasHandle for LocalRuntime {
+    fn handle(&self) -> &Handle {
+        LocalRuntime::handle(self)
+    }
 }
 
 /// Like [`build`], and keeps the task hooks you would have set on the
@@ -171,19 +269,114 @@ pub(crate) fn current_instrumented() -> Option<Handle> {
         .then_some(handle)
 }
 
+/// Marks a runtime as shared by many tests (a `static` one, say): no
+/// check counts its tasks, whichever thread the check runs on.
+///
+/// A check already leaves a runtime alone once it has seen checks from two
+/// tests on it (see [the rule](self#which-runtime-belongs-to-a-test)); this
+/// says so up front, for a shared runtime whose first test would otherwise
+/// count the tasks that the runtime keeps for the whole process.
+///
+/// ```
+/// use std::sync::LazyLock;
+/// use std::time::Duration;
+///
+/// static SHARED: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+///     let runtime = tokio::runtime::Runtime::new().unwrap();
+///     leakcheck::runtime::mark_shared(runtime.handle());
+///     // Meant to live as long as the process.
+///     runtime.spawn(std::future::pending::<()>());
+///     runtime
+/// });
+///
+/// SHARED.block_on(async {
+///     let options = leakcheck::Options::new().settle(Duration::from_millis(50));
+///     options.verify_none_async().await; // the process-long task is not counted
+/// });
+/// ```
+pub fn mark_shared(handle: &Handle) {
+    lock(adopted()).insert(handle.id(), User::Shared);
+}
+
+/// Who checks on a runtime that leakcheck did not build: the one test that
+/// has so far, or many.
+#[derive(Clone, PartialEq, Eq)]
+enum User {
+    Test(Arc<str>),
+    Shared,
+}
+
+/// The runtimes, not built by leakcheck, that checks ran on.
+fn adopted() -> &'static Mutex<HashMap<tokio::runtime::Id, User>> {
+    static USERS: OnceLock<Mutex<HashMap<tokio::runtime::Id, User>>> = OnceLock::new();
+    USERS.get_or_init(Mutex::default)
+}
+
+/// Whether a check by `test`, running in the `block_on` body of the runtime
+/// `handle`, may count that runtime's tasks as the test's: yes until a
+/// check from a second test has run on it, or it was marked shared.
+fn adopt(handle: &Handle, test: &Arc<str>) -> bool {
+    let mut users = lock(adopted());
+    let user = users
+        .entry(handle.id())
+        .or_insert_with(|| User::Test(test.clone()));
+    match user {
+        User::Test(first) if **first == **test => true,
+        User::Test(_) => {
+            *user = User::Shared;
+            false
+        }
+        User::Shared => false,
+    }
+}
+
 /// The runtime a check counts tasks on, and the task that runs the check
 /// (alive, and not a leak).
 pub(crate) struct Probe {
     handle: Handle,
     caller: Option<tokio::task::Id>,
+    /// True when leakcheck didn't build the runtime but takes it to be the
+    /// test's by [the rule](self#which-runtime-belongs-to-a-test).
+    pub(crate) adopted: bool,
+    /// On an adopted runtime, the test's scope, whose tracked tasks may not
+    /// know their runtime.
+    scope: Option<Arc<Scope>>,
 }
 
 impl Probe {
-    /// A probe of this thread's runtime, if it is instrumented.
-    pub(crate) fn current() -> Option<Probe> {
-        current_instrumented().map(|handle| Probe {
+    /// A probe of this thread's runtime, when it belongs to the test whose
+    /// scope `scope` is (see the module docs). `in_task` says whether the
+    /// check runs inside a task rather than a `block_on` body.
+    pub(crate) fn current(scope: &Arc<Scope>, in_task: bool) -> Option<Probe> {
+        let caller = tokio::task::try_id();
+        if let Some(handle) = current_instrumented() {
+            if lock(adopted()).get(&handle.id()) == Some(&User::Shared) {
+                return None;
+            }
+            return Some(Probe {
+                handle,
+                caller,
+                adopted: false,
+                scope: None,
+            });
+        }
+        let ScopeName::Test(test) = scope.name() else {
+            return None;
+        };
+        if in_task || caller.is_some() {
+            return None;
+        }
+        let handle = Handle::try_current().ok()?;
+        if !adopt(&handle, test) {
+            return None;
+        }
+        // From now on tracked tasks note their runtime on first poll.
+        ANY.store(true, Ordering::SeqCst);
+        Some(Probe {
             handle,
-            caller: tokio::task::try_id(),
+            caller,
+            adopted: true,
+            scope: Some(scope.clone()),
         })
     }
 
@@ -200,16 +393,26 @@ impl Probe {
             return 0;
         }
         let runtime = self.handle.id();
+        // A `LocalSet`'s tasks are not the runtime's.
+        let on_a_runtime = |r: &Arc<TaskRecord>| r.kind().is_async() && r.kind() != Kind::Local;
         let mut known: HashSet<tokio::task::Id> = Registry::global()
             .all_records()
             .iter()
-            // A `LocalSet`'s tasks are not the runtime's.
-            .filter(|r| r.kind().is_async() && r.kind() != Kind::Local)
+            .filter(|r| on_a_runtime(r))
             .filter(|r| r.runtime() == Some(runtime))
             .filter_map(|r| r.tokio_id())
             .collect();
         known.extend(self.caller);
-        alive.saturating_sub(known.len())
+        // Tracked tasks learn their runtime on their first poll, and only
+        // once some runtime was instrumented: on an adopted runtime, the
+        // test's own tasks may not know theirs. They are taken to be on this
+        // one, which can only undercount.
+        let unplaced = self.scope.as_ref().map_or(0, |scope| {
+            scope
+                .snapshot(|r| on_a_runtime(r) && r.runtime().is_none())
+                .len()
+        });
+        alive.saturating_sub(known.len() + unplaced)
     }
 
     /// The untracked count once it is zero, or at `deadline`, whichever

@@ -3,6 +3,8 @@
 //!
 //! Hidden from the docs: only the attribute's expansion uses it.
 
+use std::future::Future;
+use std::panic::Location;
 use std::process::ExitCode;
 
 use crate::context::{self, ExplicitScope};
@@ -44,12 +46,20 @@ impl TestScope {
     }
 
     /// [`TestScope::finish`] for async tests, run before the runtime shuts
-    /// down.
-    pub async fn finish_async<T: TestOutcome>(self, outcome: T) -> T {
-        if outcome.passed() {
-            self.options.verify_none_async().await;
+    /// down. A failing check panics at the caller's location, as `finish`
+    /// does (see [`Options::verify_none_async`]).
+    #[track_caller]
+    pub fn finish_async<T: TestOutcome>(self, outcome: T) -> impl Future<Output = T> {
+        let at = Location::caller();
+        async move {
+            // The whole scope moves in (not only `options`, as a disjoint
+            // capture would): it must stay entered until the check is done.
+            let scope = self;
+            if outcome.passed() {
+                scope.options.verify_none_async_at(at).await;
+            }
+            outcome
         }
-        outcome
     }
 }
 

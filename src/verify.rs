@@ -43,10 +43,11 @@ impl Target {
             context::Owner::Task(record) => record.lineage().map(|r| r.id).collect(),
             context::Owner::Scope(_) => Vec::new(),
         };
+        let in_task = matches!(owner, context::Owner::Task(_));
         Target {
+            runtime: Probe::current(owner.scope(), in_task),
             scope: owner.scope().clone(),
             callers,
-            runtime: Probe::current(),
             thread: if runs_alone() {
                 crate::os_thread::current_tid()
             } else {
@@ -147,6 +148,7 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
         .runtime
         .as_ref()
         .map_or(0, |probe| probe.settle(deadline));
+    let adopted = target.runtime.as_ref().is_some_and(|probe| probe.adopted);
     // In a process that runs this one test (cargo-nextest), every other
     // thread is this test's, so threads nobody tracked can be listed too.
     let stray = if runs_alone() {
@@ -155,7 +157,7 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
         Vec::new()
     };
     let checked = Checked::Scope(target.scope.name().clone());
-    verdict(checked, start, survivors, untracked, stray)
+    verdict(checked, start, survivors, (untracked, adopted), stray)
 }
 
 /// Checks every scope in the process (every test's, every thread's and the
@@ -201,7 +203,7 @@ pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
     } else {
         Vec::new()
     };
-    verdict(Checked::TestBinary, start, left, 0, stray)
+    verdict(Checked::TestBinary, start, left, (0, false), stray)
 }
 
 /// The check's verdict: a report if anything at all is left, whether
@@ -210,14 +212,16 @@ fn verdict(
     checked: Checked,
     start: Instant,
     survivors: Vec<Arc<TaskRecord>>,
-    untracked: usize,
+    (untracked, adopted): (usize, bool),
     stray: Vec<crate::stray_threads::StrayThread>,
 ) -> Result<(), Report> {
     match into_result(checked.clone(), start, survivors) {
-        Err(report) => Err(report.with_untracked(untracked).with_stray_threads(stray)),
+        Err(report) => Err(report
+            .with_untracked(untracked, adopted)
+            .with_stray_threads(stray)),
         Ok(()) if untracked > 0 || !stray.is_empty() => {
             Err(Report::new(checked, start.elapsed(), Vec::new())
-                .with_untracked(untracked)
+                .with_untracked(untracked, adopted)
                 .with_stray_threads(stray))
         }
         Ok(()) => Ok(()),

@@ -158,22 +158,6 @@ fn a_blocking_task_is_not_an_alive_task() {
     });
 }
 
-#[test]
-fn a_runtime_not_built_by_leakcheck_is_not_counted() {
-    // A shared runtime would count other tests' tasks: only runtimes built
-    // by leakcheck::runtime::build are counted.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let stuck = tokio::spawn(std::future::pending::<()>());
-        tokio::task::yield_now().await;
-        expect_clean().await;
-        stuck.abort();
-    });
-}
-
 #[leakcheck::leak_check(settle = "100ms")]
 #[ignore = "helper: run by the attribute counts untracked tasks"]
 async fn leaky_attribute_case() {

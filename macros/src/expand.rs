@@ -6,7 +6,7 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Attribute, ItemFn, ReturnType};
 
-use crate::args::{Args, Flavor};
+use crate::args::{Args, Flavor, TokioAttr, TokioKind, UnhandledPanic};
 
 pub(crate) fn leak_check(args_tokens: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut args: Args = syn::parse2(args_tokens.clone())?;
@@ -49,56 +49,105 @@ pub(crate) fn leak_check(args_tokens: TokenStream, item: TokenStream) -> syn::Re
             "#[leak_check] tests take no parameters; with rstest, put #[leak_check] below #[rstest] so each case is checked",
         ));
     }
-    if mentions_tokio_test_expansion(&func.block.to_token_stream()) {
+    if mentions_tokio_expansion(&func.block.to_token_stream()) {
+        // tokio's test attribute also emits the #[test] we see here, by its
+        // full path.
+        let (below, form) = if func.attrs.iter().any(is_prelude_test_attr) {
+            ("#[tokio::test]", "#[tokio::test]")
+        } else {
+            ("#[tokio::main]", "#[tokio::main] #[test]")
+        };
         return Err(syn::Error::new(
             Span::call_site(),
-            "#[leak_check] must go above #[tokio::test], not below it: below, the runtime is dropped \
-             (cancelling every task) before the check could see a leak. \
-             Write `#[leak_check] #[tokio::test] async fn ...`, or just `#[leak_check] async fn ...`",
+            format!(
+                "#[leak_check] must go above {below}, not below it: below, the runtime is dropped \
+                 (cancelling every task) before the check could see a leak. \
+                 Write `#[leak_check] {form} async fn ...`"
+            ),
         ));
     }
 
-    // Take over a #[tokio::test(...)] below us, with its arguments.
-    let mut took_over_tokio_test = false;
-    let mut kept = Vec::with_capacity(func.attrs.len());
-    for attr in std::mem::take(&mut func.attrs) {
-        if is_tokio_test(&attr) {
-            let tokio_args: Args = match &attr.meta {
-                syn::Meta::Path(_) => Args::default(),
-                _ => attr.parse_args()?,
-            };
-            if let Some(span) = tokio_args.foreign_key_span() {
-                return Err(syn::Error::new(
-                    span,
-                    "#[leak_check] takes over #[tokio::test]; only `flavor`, `worker_threads` and `start_paused` are supported there",
-                ));
-            }
-            args.absorb(tokio_args)?;
-            took_over_tokio_test = true;
-        } else {
-            kept.push(attr);
-        }
+    let mut tokio_attrs = func.attrs.iter().filter_map(TokioAttr::of);
+    let tokio = tokio_attrs.next();
+    if let Some(second) = tokio_attrs.next() {
+        return Err(syn::Error::new(
+            second.attr.span(),
+            "one tokio attribute per test: #[tokio::test] or #[tokio::main], not both",
+        ));
     }
-    func.attrs = kept;
-    args.validate()?;
 
-    if func.sig.asyncness.is_some() {
-        Ok(expand_async(func, &args, &krate))
-    } else {
-        if took_over_tokio_test {
+    if func.sig.asyncness.is_none() {
+        if let Some(tokio) = &tokio {
             return Err(syn::Error::new(
                 func.sig.fn_token.span(),
-                "#[tokio::test] needs an `async fn`",
+                format!("{} needs an `async fn`", tokio.display()),
             ));
         }
-        if let Some(span) = args.runtime_arg_span() {
+        if let Some(span) = args.runtime.first_span() {
             return Err(syn::Error::new(
                 span,
-                "`flavor`, `worker_threads` and `start_paused` configure the runtime of an `async fn` test; this test is not async",
+                "`flavor`, `worker_threads`, `start_paused`, `name` and `unhandled_panic` configure the runtime of an `async fn` test; this test is not async",
             ));
         }
-        Ok(expand_sync(func, &args, &krate))
+        return Ok(expand_sync(func, &args, &krate));
     }
+
+    // `#[tokio::main]` on its own is a program's main, not a test.
+    let is_test = tokio.as_ref().is_none_or(|t| t.kind == TokioKind::Test)
+        || func.attrs.iter().any(is_test_attr);
+    let Some(tokio) = tokio else {
+        args.runtime.validate("#[leak_check]")?;
+        let runtime = Runtime {
+            tokio: quote!(#krate::__private::tokio),
+            tokio_crate: None,
+            probe: None,
+        };
+        return Ok(expand_async(func, &args, &krate, &runtime, is_test));
+    };
+    match tokio.runtime() {
+        // Every argument is one leakcheck knows: build the runtime here, for
+        // the full view (tokio's task hooks under tokio_unstable).
+        Some((theirs, tokio_path)) => {
+            args.runtime.absorb(theirs, &tokio.display())?;
+            args.runtime.validate("#[leak_check]")?;
+            func.attrs
+                .retain(|a| TokioAttr::of(a).is_none() && !is_test_attr(a));
+            let runtime = Runtime {
+                probe: Some(probe_path(&tokio)),
+                tokio_crate: tokio_path.as_ref().map(|p| {
+                    let text = p.to_token_stream().to_string().replace(' ', "");
+                    syn::LitStr::new(&text, Span::call_site())
+                }),
+                tokio: tokio_path.map_or_else(|| quote!(tokio), ToTokens::into_token_stream),
+            };
+            Ok(expand_async(func, &args, &krate, &runtime, is_test))
+        }
+        // An argument leakcheck doesn't know: it is tokio's to judge, so
+        // tokio keeps its attribute and leakcheck checks inside the body.
+        None => {
+            if let Some(span) = args.runtime.first_span() {
+                return Err(syn::Error::new(
+                    span,
+                    format!(
+                        "{} has arguments that leakcheck leaves to tokio, so it keeps building the runtime: \
+                         give this runtime setting to {} instead of #[leak_check]",
+                        tokio.display(),
+                        tokio.display()
+                    ),
+                ));
+            }
+            Ok(expand_inside(func, &args, &krate))
+        }
+    }
+}
+
+/// The path of `#[tokio::main]` next to the tokio attribute the user wrote.
+fn probe_path(tokio: &TokioAttr) -> syn::Path {
+    let mut path = tokio.attr.path().clone();
+    if let Some(last) = path.segments.last_mut() {
+        last.ident = syn::Ident::new("main", last.ident.span());
+    }
+    path
 }
 
 /// The `Options` the check runs with.
@@ -123,10 +172,12 @@ fn output_type(func: &ItemFn) -> TokenStream {
     }
 }
 
-/// What both expansions need from the function and the arguments.
+/// What every expansion needs from the function and the arguments.
 struct Parts {
     /// The test function's name, for its scope.
     name: String,
+    /// Where a failing check says it failed: the test's own name.
+    at: Span,
     /// The `Options` expression the check runs with.
     options: TokenStream,
     /// The body's type.
@@ -137,6 +188,7 @@ impl Parts {
     fn of(func: &ItemFn, args: &Args, krate: &TokenStream) -> Parts {
         Parts {
             name: func.sig.ident.to_string(),
+            at: func.sig.ident.span(),
             options: options(args, krate),
             output: output_type(func),
         }
@@ -146,88 +198,175 @@ impl Parts {
 fn expand_sync(func: ItemFn, args: &Args, krate: &TokenStream) -> TokenStream {
     let Parts {
         name,
+        at,
         options,
         output,
     } = Parts::of(&func, args, krate);
     let (attrs, vis, sig, block) = (&func.attrs, &func.vis, &func.sig, &func.block);
-    let span = block.span();
+    // `finish` is #[track_caller]: spanned at the test's name, a failing
+    // check panics there.
+    let finish = quote_spanned! {at=> __leakcheck_scope.finish(__leakcheck_outcome) };
     // The body runs in a closure so that `return` and `?` leave the body,
     // not the check.
-    let body = quote_spanned! {span=>
-        let __leakcheck_scope = #krate::__private::TestScope::enter(#name, #options);
-        #[allow(clippy::let_unit_value, clippy::redundant_closure_call)]
-        let __leakcheck_outcome = (move || -> #output #block)();
-        __leakcheck_scope.finish(__leakcheck_outcome)
-    };
     quote! {
         #(#attrs)*
         #vis #sig {
-            #body
+            let __leakcheck_scope = #krate::__private::TestScope::enter(#name, #options);
+            #[allow(clippy::let_unit_value, clippy::redundant_closure_call)]
+            let __leakcheck_outcome = (move || -> #output #block)();
+            #finish
         }
     }
 }
 
-fn expand_async(mut func: ItemFn, args: &Args, krate: &TokenStream) -> TokenStream {
-    // We generate the #[test] ourselves, like #[tokio::test] does.
-    func.attrs.retain(|a| !a.path().is_ident("test"));
-    func.sig.asyncness = None;
+/// The body of an async test, run in its scope and checked before the
+/// runtime it runs on shuts down.
+fn checked_body(func: &ItemFn, args: &Args, krate: &TokenStream) -> TokenStream {
     let Parts {
         name,
+        at,
         options,
         output,
-    } = Parts::of(&func, args, krate);
-    let (attrs, vis, sig, block) = (&func.attrs, &func.vis, &func.sig, &func.block);
-    let tokio = quote!(#krate::__private::tokio);
-    let mut runtime = match args.flavor {
-        Some((Flavor::MultiThread, _)) => quote!(#tokio::runtime::Builder::new_multi_thread()),
+    } = Parts::of(func, args, krate);
+    let block = &func.block;
+    let finish = quote_spanned! {at=> __leakcheck_scope.finish_async(__leakcheck_outcome) };
+    quote! {
+        let __leakcheck_scope = #krate::__private::TestScope::enter(#name, #options);
+        #[allow(clippy::let_unit_value)]
+        let __leakcheck_outcome: #output = async move #block.await;
+        #finish.await
+    }
+}
+
+/// Where the runtime's types come from, and the tokio attribute that can
+/// check its features.
+struct Runtime {
+    tokio: TokenStream,
+    /// The tokio attribute's `crate = "..."`, if given.
+    tokio_crate: Option<syn::LitStr>,
+    /// `#[tokio::main]` at the path the user wrote, when they wrote one.
+    probe: Option<syn::Path>,
+}
+
+/// The runtime builder for `args`, each call spanned at the argument it
+/// comes from: when the user's tokio lacks the feature a method needs, the
+/// error points at that argument.
+fn builder(args: &Args, tokio: &TokenStream) -> TokenStream {
+    let runtime = &args.runtime;
+    let mut builder = match runtime.flavor {
+        Some((Flavor::MultiThread, span)) => {
+            quote_spanned!(span=> #tokio::runtime::Builder::new_multi_thread())
+        }
         _ => quote!(#tokio::runtime::Builder::new_current_thread()),
     };
-    if let Some((threads, _)) = &args.worker_threads {
-        runtime = quote!(#runtime.worker_threads(#threads));
+    if let Some((threads, span)) = &runtime.worker_threads {
+        builder = quote_spanned!(*span=> #builder.worker_threads(#threads));
     }
-    if let Some((paused, _)) = &args.start_paused {
-        runtime = quote!(#runtime.start_paused(#paused));
+    if let Some((paused, span)) = &runtime.start_paused {
+        builder = quote_spanned!(*span=> #builder.start_paused(#paused));
     }
+    if let Some((name, span)) = &runtime.name {
+        builder = quote_spanned!(*span=> #builder.name(#name));
+    }
+    if let Some((behavior, span)) = &runtime.unhandled_panic {
+        let behavior = match behavior {
+            UnhandledPanic::Ignore => quote!(Ignore),
+            UnhandledPanic::ShutdownRuntime => quote!(ShutdownRuntime),
+        };
+        builder = quote_spanned!(*span=>
+            #builder.unhandled_panic(#tokio::runtime::UnhandledPanic::#behavior));
+    }
+    quote!(#builder.enable_all())
+}
+
+/// tokio's own check that it has the `rt-multi-thread` feature: its
+/// `#[tokio::main]` names the feature when it is missing, which a failed
+/// method call can't. An unused item otherwise.
+fn feature_probe(args: &Args, runtime: &Runtime) -> TokenStream {
+    match (&runtime.probe, args.runtime.flavor) {
+        (Some(path), Some((Flavor::MultiThread, span))) => {
+            let tokio_crate = runtime.tokio_crate.iter();
+            quote_spanned! {span=>
+            const _: () = {
+                #[allow(dead_code)]
+                #[#path(flavor = "multi_thread" #(, crate = #tokio_crate)*)]
+                async fn __leakcheck_needs_rt_multi_thread() {}
+            };
+            }
+        }
+        _ => TokenStream::new(),
+    }
+}
+
+fn expand_async(
+    mut func: ItemFn,
+    args: &Args,
+    krate: &TokenStream,
+    runtime: &Runtime,
+    is_test: bool,
+) -> TokenStream {
+    let body = checked_body(&func, args, krate);
+    func.sig.asyncness = None;
+    let (attrs, vis, sig) = (&func.attrs, &func.vis, &func.sig);
+    let builder = builder(args, &runtime.tokio);
+    let probe = feature_probe(args, runtime);
+    let build = match args.runtime.flavor() {
+        Flavor::Local => quote!(#krate::runtime::build_local(#builder)),
+        _ => quote!(#krate::runtime::build(#builder)),
+    };
+    // We generate the #[test] ourselves, like #[tokio::test] does.
+    let test = is_test.then(|| quote!(#[::core::prelude::v1::test]));
     quote! {
-        #[::core::prelude::v1::test]
+        #probe
+        #test
         #(#attrs)*
         #vis #sig {
-            let __leakcheck_scope = #krate::__private::TestScope::enter(#name, #options);
             // Built as this test's own runtime: tasks on it that leakcheck
             // didn't spawn count too (and, under tokio_unstable, are listed).
-            let __leakcheck_runtime = #krate::runtime::build(#runtime.enable_all())
+            let __leakcheck_runtime = #build
                 .expect("leakcheck: failed to build the test's tokio runtime");
             // The check runs inside `block_on`: dropping the runtime would
             // cancel every task and hide every leak.
-            __leakcheck_runtime.block_on(async move {
-                #[allow(clippy::let_unit_value)]
-                let __leakcheck_outcome: #output = async move #block.await;
-                __leakcheck_scope.finish_async(__leakcheck_outcome).await
-            })
+            __leakcheck_runtime.block_on(async move { #body })
         }
     }
+}
+
+/// For a tokio attribute leakcheck leaves in place: the check goes inside
+/// the body, which tokio's attribute then runs on the runtime it builds.
+fn expand_inside(mut func: ItemFn, args: &Args, krate: &TokenStream) -> TokenStream {
+    let body = checked_body(&func, args, krate);
+    func.block = Box::new(syn::parse_quote!({ #body }));
+    func.into_token_stream()
 }
 
 fn last_segment_is(attr: &Attribute, name: &str) -> bool {
     attr.path().segments.last().is_some_and(|s| s.ident == name)
 }
 
-fn is_tokio_test(attr: &Attribute) -> bool {
-    let segments: Vec<String> = attr
-        .path()
-        .segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect();
-    segments == ["tokio", "test"]
+/// `#[test]`, or the `#[::core::prelude::v1::test]` that tokio emits.
+fn is_test_attr(attr: &Attribute) -> bool {
+    attr.path().is_ident("test") || is_prelude_test_attr(attr)
 }
 
-/// Whether `tokens` contain the runtime setup that `#[tokio::test]`
-/// generates, which means it expanded before us (we were below it).
-fn mentions_tokio_test_expansion(tokens: &TokenStream) -> bool {
+/// `#[::core::prelude::v1::test]` (or `std`'s), as macros write `#[test]`.
+fn is_prelude_test_attr(attr: &Attribute) -> bool {
+    let path = attr.path();
+    path.segments.len() > 1
+        && path.segments.last().is_some_and(|s| s.ident == "test")
+        && path
+            .segments
+            .first()
+            .is_some_and(|s| s.ident == "core" || s.ident == "std")
+}
+
+/// Whether `tokens` contain the runtime setup that `#[tokio::test]` and
+/// `#[tokio::main]` generate, which means one expanded before us (we were
+/// below it).
+fn mentions_tokio_expansion(tokens: &TokenStream) -> bool {
     tokens.clone().into_iter().any(|tree| match tree {
         TokenTree::Literal(lit) => lit.to_string() == "\"Failed building the Runtime\"",
-        TokenTree::Group(group) => mentions_tokio_test_expansion(&group.stream()),
+        TokenTree::Group(group) => mentions_tokio_expansion(&group.stream()),
         _ => false,
     })
 }
@@ -264,6 +403,44 @@ mod tests {
         };
         let error = error_of(quote!(), expanded_by_tokio_test);
         assert!(error.contains("must go above #[tokio::test]"), "{error}");
+    }
+
+    #[test]
+    fn a_tokio_argument_leakcheck_does_not_know_is_left_to_tokio() {
+        let item = quote! {
+            #[tokio::test(flavor = "multi_thread", next_years_argument = "x")]
+            async fn check() { work().await }
+        };
+        let out = leak_check(quote!(settle = "1s"), item).unwrap().to_string();
+        // tokio's attribute stays, with its arguments unchanged, and the
+        // body runs the check inside the runtime tokio builds.
+        assert!(
+            out.contains(
+                "# [tokio :: test (flavor = \"multi_thread\" , next_years_argument = \"x\")]"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("async fn check"), "{out}");
+        assert!(out.contains("TestScope :: enter"), "{out}");
+        assert!(out.contains("finish_async"), "{out}");
+        assert!(!out.contains("runtime :: build"), "{out}");
+    }
+
+    #[test]
+    fn a_known_tokio_attribute_is_taken_over_and_its_features_probed() {
+        let item = quote! {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2, name = "rt")]
+            async fn check() {}
+        };
+        let out = leak_check(quote!(), item).unwrap().to_string();
+        assert!(!out.contains("# [tokio :: test"), "{out}");
+        assert!(out.contains("runtime :: build"), "{out}");
+        assert!(out.contains(". name (\"rt\")"), "{out}");
+        // tokio's own #[tokio::main] names a missing rt-multi-thread feature.
+        assert!(
+            out.contains("# [tokio :: main (flavor = \"multi_thread\")]"),
+            "{out}"
+        );
     }
 
     #[test]

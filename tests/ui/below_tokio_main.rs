@@ -1,0 +1,6 @@
+#[tokio::main]
+#[leakcheck::leak_check]
+#[test]
+async fn check() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[leakcheck::leak_check]
+#[tokio::main]
+#[test]
+fn check() {}
+
+fn main() {}
