@@ -287,6 +287,27 @@ impl Options {
         self.settle.unwrap_or_else(crate::settle::from_env)
     }
 
+    /// Runs the tests of a `harness = false` target with `run`, then checks
+    /// the whole binary with these options: [`verify_test_main`](crate::verify_test_main())
+    /// with what these options forgive (goleak's `VerifyTestMain(m, opts...)`).
+    ///
+    /// ```
+    /// let (stop, parked) = std::sync::mpsc::channel::<()>();
+    /// let code = leakcheck::Options::new().ignore_thread_name("exporter").verify_test_main(|| {
+    ///     // A process-lifetime thread, started by the tests and never stopped:
+    ///     leakcheck::thread::Builder::new()
+    ///         .name("exporter".into())
+    ///         .spawn(move || parked.recv())
+    ///         .unwrap();
+    ///     0
+    /// });
+    /// assert_eq!(code, 0);
+    /// # drop(stop);
+    /// ```
+    pub fn verify_test_main<C: crate::ExitCodeLike>(&self, run: impl FnOnce() -> C) -> C {
+        crate::test_main::run_and_check(self, run)
+    }
+
     /// Whether a thread outside leakcheck with this kernel name is forgiven.
     pub(crate) fn forgives_thread_name(&self, kernel_name: &str) -> bool {
         self.thread_names
