@@ -278,7 +278,7 @@ pub use leakcheck_macros::leak_check;
 #[doc(hidden)]
 pub mod __private {
     #[cfg(unix)]
-    pub use crate::test_main::verify_at_exit;
+    pub use crate::test_main::{verify_at_exit, verify_at_exit_with};
     pub use crate::test_scope::{TestOutcome, TestScope};
     #[cfg(unix)]
     pub use dtor;

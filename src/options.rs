@@ -6,6 +6,7 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kind::Kind;
 use crate::record::TaskRecord;
 use crate::registry::Registry;
 use crate::report::{Leak, Report};
@@ -39,6 +40,7 @@ pub struct Options {
     settle: Option<Duration>,
     names: Vec<Box<str>>,
     sites: Vec<Box<str>>,
+    thread_names: Vec<Box<str>>,
     predicates: Vec<Predicate>,
     /// Ids of records alive at `ignore_current`, sorted.
     current: Arc<[u64]>,
@@ -102,6 +104,32 @@ impl Options {
     /// ```
     pub fn ignore_spawned_at(mut self, pattern: &str) -> Options {
         self.sites.push(pattern.replace('\\', "/").into());
+        self
+    }
+
+    /// Forgives threads whose name starts with `prefix`: tracked threads
+    /// ([`thread::Builder::name`](crate::thread::Builder::name)) by their
+    /// name, and threads started outside leakcheck (which a check lists from
+    /// the kernel on Linux, see [`Report::stray_threads`]) by their kernel
+    /// name, which holds only the first 15 bytes of a name: a longer prefix
+    /// is cut the same way before it is compared. A kernel name that a thread
+    /// inherited from its creator is not its own, and no rule matches it.
+    /// An empty prefix matches every named thread.
+    ///
+    /// For process-lifetime threads: a `static` runtime's workers given a
+    /// `thread_name`, a library's exporter thread.
+    ///
+    /// ```
+    /// let (stop, parked) = std::sync::mpsc::channel::<()>();
+    /// let _exporter = leakcheck::thread::Builder::new()
+    ///     .name("exporter-metrics".into())
+    ///     .spawn(move || parked.recv())
+    ///     .unwrap();
+    /// leakcheck::Options::new().ignore_thread_name("exporter").verify_none();
+    /// # drop(stop);
+    /// ```
+    pub fn ignore_thread_name(mut self, prefix: &str) -> Options {
+        self.thread_names.push(prefix.into());
         self
     }
 
@@ -275,6 +303,34 @@ impl Options {
         self.settle.unwrap_or_else(crate::settle::from_env)
     }
 
+    /// Runs the tests of a `harness = false` target with `run`, then checks
+    /// the whole binary with these options: [`verify_test_main`](crate::verify_test_main())
+    /// with what these options forgive (goleak's `VerifyTestMain(m, opts...)`).
+    ///
+    /// ```
+    /// let (stop, parked) = std::sync::mpsc::channel::<()>();
+    /// let code = leakcheck::Options::new().ignore_thread_name("exporter").verify_test_main(|| {
+    ///     // A process-lifetime thread, started by the tests and never stopped:
+    ///     leakcheck::thread::Builder::new()
+    ///         .name("exporter".into())
+    ///         .spawn(move || parked.recv())
+    ///         .unwrap();
+    ///     0
+    /// });
+    /// assert_eq!(code, 0);
+    /// # drop(stop);
+    /// ```
+    pub fn verify_test_main<C: crate::ExitCodeLike>(&self, run: impl FnOnce() -> C) -> C {
+        crate::test_main::run_and_check(self, run)
+    }
+
+    /// Whether a thread outside leakcheck with this kernel name is forgiven.
+    pub(crate) fn forgives_thread_name(&self, kernel_name: &str) -> bool {
+        self.thread_names
+            .iter()
+            .any(|prefix| kernel_name.starts_with(&crate::stray_threads::kernel_name(prefix)))
+    }
+
     /// Whether this record is forgiven.
     pub(crate) fn forgives(&self, record: &Arc<TaskRecord>, leak: impl FnOnce() -> Leak) -> bool {
         if self.current.binary_search(&record.id).is_ok() {
@@ -282,6 +338,11 @@ impl Options {
         }
         if let Some(name) = record.name() {
             if self.names.iter().any(|n| **n == *name) {
+                return true;
+            }
+            if record.kind() == Kind::Thread
+                && self.thread_names.iter().any(|p| name.starts_with(&**p))
+            {
                 return true;
             }
         }
@@ -334,6 +395,7 @@ impl fmt::Debug for Options {
             .field("settle", &self.settle)
             .field("ignore_names", &self.names)
             .field("ignore_spawned_at", &self.sites)
+            .field("ignore_thread_names", &self.thread_names)
             .field("ignore_predicates", &self.predicates.len())
             .field("ignore_current", &self.current.len())
             .finish()

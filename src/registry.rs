@@ -12,6 +12,11 @@ use crate::sync::{lock, Arc, Mutex, Weak};
 
 pub(crate) struct Registry {
     scopes: Mutex<Vec<Weak<Scope>>>,
+    /// The name of every test scope ever made, with the home thread of the
+    /// first scope of that name, kept after the scope is gone: a thread a
+    /// test started inherits its kernel name from the test's thread (see
+    /// `crate::stray_threads`). One entry per name, so per test.
+    tests: Mutex<Vec<(Arc<str>, u32)>>,
 }
 
 impl Registry {
@@ -19,6 +24,7 @@ impl Registry {
         static GLOBAL: OnceLock<Registry> = OnceLock::new();
         GLOBAL.get_or_init(|| Registry {
             scopes: Mutex::new(Vec::new()),
+            tests: Mutex::new(Vec::new()),
         })
     }
 
@@ -37,6 +43,19 @@ impl Registry {
             scopes.retain(|s| s.strong_count() > 0);
         }
         scopes.push(Arc::downgrade(scope));
+        drop(scopes);
+        if let ScopeName::Test(name) = scope.name() {
+            let mut tests = lock(&self.tests);
+            if !tests.iter().any(|(known, _)| known == name) {
+                tests.push((name.clone(), scope.home_thread()));
+            }
+        }
+    }
+
+    /// Every test scope name so far with its first home thread, whether or
+    /// not the scope is still alive.
+    pub(crate) fn tests(&self) -> Vec<(Arc<str>, u32)> {
+        lock(&self.tests).clone()
     }
 
     /// Every scope that is still alive.

@@ -307,9 +307,11 @@ impl Report {
 
     /// The names of the OS threads that were alive at the end of a
     /// whole-binary check ([`verify_test_main!`](crate::verify_test_main!), [`verify_test_main()`](crate::verify_test_main()))
-    /// without having been started through [`thread`](crate::thread), as
-    /// the kernel shows them (at most 15 bytes). Linux only; empty
-    /// elsewhere and for per-test checks.
+    /// or of a per-test check under cargo-nextest, without having been
+    /// started through [`thread`](crate::thread), as the kernel shows them
+    /// (at most 15 bytes). A thread that has no name of its own yet shows
+    /// its creator's, which the report's text says. Linux only; empty
+    /// elsewhere and for per-test checks under `cargo test`.
     ///
     /// ```
     /// # let report = leakcheck::Report::example();
@@ -423,14 +425,30 @@ impl fmt::Display for Report {
             }
         }
         for thread in &self.stray {
-            writeln!(
+            write!(f, "\n  thread ")?;
+            if thread.inherited {
+                write!(
+                    f,
+                    "(unnamed; kernel name {:?} inherited from its creator)",
+                    thread.name
+                )?;
+            } else {
+                write!(f, "{:?}", thread.name)?;
+            }
+            write!(
                 f,
-                "\n  thread \"{}\" (tid {}) not started through leakcheck::thread; kernel: {} ({})",
-                thread.name,
+                " (tid {}), {} ({}): not started through leakcheck::thread",
                 thread.tid,
                 crate::os_thread::describe(thread.state),
                 thread.state
             )?;
+            if by_owner {
+                match &thread.test {
+                    Some(test) => write!(f, " (test `{test}`)")?,
+                    None => write!(f, " (test unknown: started outside leakcheck)")?,
+                }
+            }
+            writeln!(f)?;
         }
         let has_async = self.leaks.iter().any(|l| l.kind().is_async());
         match self.traces {

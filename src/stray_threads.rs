@@ -3,37 +3,58 @@
 //! runtime's. Read from `/proc/self/task` (each thread's `comm` and `stat`),
 //! so Linux only; elsewhere the list is always empty.
 //!
-//! Only the whole-binary check looks, and only when it runs on the main
-//! thread: in `verify_test_main!`'s at-exit hook, after libtest's per-test
-//! threads have ended, or in a `harness = false` runner. Called from a
-//! libtest test (another thread), other tests' threads would be running.
-//!
-//! Under cargo-nextest, which runs one test per process, the per-test check
-//! looks too (see [`runs_alone`]).
+//! The whole-binary check looks only when it runs on the main thread: in
+//! `verify_test_main!`'s at-exit hook, after libtest's per-test threads have
+//! ended, or in a `harness = false` runner. Called from a libtest test
+//! (another thread), other tests' threads would be running. Under
+//! cargo-nextest, which runs one test per process, the per-test check looks
+//! too (see [`runs_alone`]).
 //!
 //! Left out, so they are never reported:
-//! - the main thread (its id is the process id), the calling thread, the
-//!   thread of the scope being checked, and, under nextest, libtest's thread
-//!   for the test;
+//! - the main thread (its id is the process id), and the threads the check
+//!   runs for, by thread id: the caller, the home thread of the scope being
+//!   checked, and, under nextest, the thread of every scope named after the
+//!   test (libtest's thread for it, whichever thread asks). Never by name:
+//!   on Linux a new thread starts with its creator's kernel name, and std
+//!   sets a named thread's own name only once it runs, so a thread the test
+//!   started, named or not, can carry the test thread's name;
 //! - threads that run a live leakcheck record (tracked threads and blocking
 //!   tasks are reported as such, if they leak);
 //! - tokio's worker and blocking-pool threads, by tokio's default thread
 //!   names (`tokio-rt-worker`, and `tokio-runtime-worker` before tokio 1.50,
 //!   which the kernel shortens to `tokio-runtime-w`): a runtime that is
-//!   still alive is not a thread leak (its tasks are checked instead), and
-//!   leakcheck can't tell a live runtime's thread from another one by any
-//!   other means. A runtime given its own `thread_name` is not recognized;
-//!   its threads are reported if it is still alive at the end;
+//!   still alive is not a thread leak (its tasks are checked instead).
+//!   Nothing on stable tokio lists a runtime's threads from outside it (the
+//!   builder's `on_thread_start` belongs to whoever builds the runtime), so
+//!   a runtime given its own `thread_name` is not recognized: forgive its
+//!   threads with `Options::ignore_thread_name`;
+//! - threads whose kernel name `Options::ignore_thread_name` forgives (a
+//!   name the thread inherited is not its own, so no rule matches it);
 //! - leakcheck's own helper threads (named `leakcheck-...`);
 //! - zombie and dead threads, which are exiting; and any thread that exits
-//!   while the check waits (libtest's per-test threads end right after
-//!   their test): the list is re-read until it is empty or the deadline
-//!   passes.
+//!   or takes its own name while the check waits (libtest's per-test threads
+//!   end right after their test): the list is re-read until it is empty or
+//!   the deadline passes.
+//!
+//! A report shows a thread's kernel name as inherited, not as its name, when
+//! it equals (15 bytes of) the name of a thread that could have created it:
+//! the main thread (`main`, or its kernel name, the executable's), the test
+//! nextest runs (`NEXTEST_TEST_NAME`), the test thread of a scope that is
+//! not running any more, or the one the check runs for. It names the test
+//! that started a stray thread only under nextest, where the process runs
+//! that one test.
 
+use std::sync::Arc;
 use std::time::Instant;
+
+use crate::options::Options;
+use crate::registry::Registry;
 
 /// Whether this platform can list threads.
 pub(crate) const ENABLED: bool = cfg!(target_os = "linux");
+
+/// The kernel keeps this many bytes of a thread's name.
+const COMM_LEN: usize = 15;
 
 /// One thread that nobody tracked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,8 +62,13 @@ pub(crate) struct StrayThread {
     pub(crate) tid: u32,
     /// The kernel's name for it (`comm`: at most 15 bytes of the name).
     pub(crate) name: String,
+    /// The kernel name is its creator's, not a name of its own: it is
+    /// unnamed, or named but not yet running.
+    pub(crate) inherited: bool,
     /// The scheduler state letter.
     pub(crate) state: char,
+    /// The test that started it, when the process runs one test (nextest).
+    pub(crate) test: Option<Arc<str>>,
 }
 
 /// Names that mark a thread as one a check must not report.
@@ -53,17 +79,15 @@ const NOT_LEAKS: [&str; 3] = ["tokio-rt-worker", "tokio-runtime-w", "leakcheck-"
 /// `owners` are the threads on whose behalf the check runs (the caller and
 /// its test's own thread), which are never stray: an async check waits on
 /// another thread, and a check from a blocking task runs beside its test.
-pub(crate) fn settle(deadline: Option<Instant>, owners: &[u32]) -> Vec<StrayThread> {
+pub(crate) fn settle(
+    deadline: Option<Instant>,
+    owners: &[u32],
+    options: &Options,
+) -> Vec<StrayThread> {
     if !ENABLED {
         return Vec::new();
     }
-    crate::settle::reread(deadline, || scan_skipping(owners), Vec::is_empty)
-}
-
-/// One read of `/proc/self/task`.
-#[cfg(test)]
-fn scan() -> Vec<StrayThread> {
-    scan_skipping(&[])
+    crate::settle::reread(deadline, || scan(owners, options), Vec::is_empty)
 }
 
 /// Whether this process runs a single test: cargo-nextest's
@@ -73,51 +97,85 @@ pub(crate) fn runs_alone() -> bool {
     std::env::var_os("NEXTEST_EXECUTION_MODE").is_some_and(|mode| mode == "process-per-test")
 }
 
-/// The kernel's name (`comm`, 15 bytes at most) of the thread libtest runs
-/// the test on, when this process runs a single test: libtest names it
-/// after the test, which nextest passes in `NEXTEST_ATTEMPT_ID` after `$`.
-fn test_thread_comm() -> Option<String> {
+/// The test this process runs, when it runs one (nextest's
+/// `NEXTEST_TEST_NAME`, the name libtest gives the test's thread).
+fn only_test() -> Option<String> {
     if !runs_alone() {
         return None;
     }
-    let attempt = std::env::var("NEXTEST_ATTEMPT_ID").ok()?;
-    let (_, test) = attempt.rsplit_once('$')?;
-    let mut end = test.len().min(15);
-    while !test.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(test[..end].to_owned())
+    std::env::var("NEXTEST_TEST_NAME").ok()
 }
 
-/// One read of `/proc/self/task`, leaving out `owners` too.
-fn scan_skipping(owners: &[u32]) -> Vec<StrayThread> {
-    let test_thread = test_thread_comm();
+/// The kernel's name for a thread named `name`: its first 15 bytes (the
+/// kernel cuts inside a character too; read back, that shows as U+FFFD).
+pub(crate) fn kernel_name(name: &str) -> String {
+    let bytes = name.as_bytes();
+    String::from_utf8_lossy(&bytes[..bytes.len().min(COMM_LEN)]).into_owned()
+}
+
+/// A thread's kernel name, or `None` once it is gone.
+fn comm(tid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/self/task/{tid}/comm")).ok()?;
+    let raw = raw.strip_suffix(b"\n").unwrap_or(&raw);
+    Some(String::from_utf8_lossy(raw).into_owned())
+}
+
+/// One read of `/proc/self/task`, leaving out `owners` and what `options`
+/// forgives.
+fn scan(owners: &[u32], options: &Options) -> Vec<StrayThread> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
+    let tids: Vec<u32> = tasks
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .collect();
     let main = std::process::id();
     let me = crate::os_thread::current_tid();
-    let tracked: Vec<u32> = crate::registry::Registry::global()
+    let test = only_test();
+    let tests = Registry::global().tests();
+    // libtest's thread for the test, found by the scopes named after it.
+    let test_threads: Vec<u32> = tests
+        .iter()
+        .filter(|(name, _)| test.as_deref() == Some(&**name))
+        .map(|&(_, home)| home)
+        .collect();
+    let skip =
+        |tid: u32| tid == main || tid == me || owners.contains(&tid) || test_threads.contains(&tid);
+    // Kernel names a thread may have from its creator.
+    let mut creators: Vec<String> = ["main".to_owned()].into_iter().chain(comm(main)).collect();
+    creators.extend(test.as_deref().map(kernel_name));
+    creators.extend(
+        tests
+            .iter()
+            .filter(|(_, home)| !tids.contains(home) || skip(*home))
+            .map(|(name, _)| kernel_name(name)),
+    );
+    let tracked: Vec<u32> = Registry::global()
         .all_records()
         .iter()
         .map(|r| r.state.tid())
         .filter(|&tid| tid != 0)
         .collect();
-    let mut stray: Vec<StrayThread> = tasks
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&tid| {
-            tid != main && tid != me && !owners.contains(&tid) && !tracked.contains(&tid)
-        })
+    let test: Option<Arc<str>> = test.map(Arc::from);
+    let mut stray: Vec<StrayThread> = tids
+        .into_iter()
+        .filter(|&tid| !skip(tid) && !tracked.contains(&tid))
         .filter_map(|tid| {
-            let name = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
-            let name = name.trim_end_matches('\n').to_owned();
+            let name = comm(tid)?;
             let state = crate::os_thread::kernel_state(tid)?;
-            Some(StrayThread { tid, name, state })
+            let inherited = creators.contains(&name);
+            Some(StrayThread {
+                tid,
+                name,
+                inherited,
+                state,
+                test: test.clone(),
+            })
         })
         .filter(|t| !matches!(t.state, 'Z' | 'X'))
-        .filter(|t| test_thread.as_deref() != Some(t.name.as_str()))
         .filter(|t| !NOT_LEAKS.iter().any(|prefix| t.name.starts_with(prefix)))
+        .filter(|t| t.inherited || !options.forgives_thread_name(&t.name))
         .collect();
     stray.sort_by_key(|t| t.tid);
     stray
@@ -159,6 +217,7 @@ mod tests {
                 .filter(|n| n == "plain-stray" || n == "tracked-thread")
                 .collect()
         };
+        let scan = || scan(&[], &Options::new());
         assert_eq!(names(scan()), ["plain-stray"]);
         stop.send(()).unwrap();
         plain.join().unwrap();

@@ -37,7 +37,8 @@ const LEAKED: u8 = 101;
 ///
 /// For libtest targets (plain `#[test]` functions) use
 /// [`verify_test_main!`](crate::verify_test_main!) instead; don't use both
-/// in one target.
+/// in one target. To forgive process-lifetime tasks and threads, use
+/// [`Options::verify_test_main`].
 ///
 /// ```
 /// // tests/integration.rs, with `harness = false` in Cargo.toml's [[test]]
@@ -67,11 +68,17 @@ const LEAKED: u8 = 101;
 /// // In a real runner: std::process::exit(code)
 /// ```
 pub fn verify_test_main<C: ExitCodeLike>(run: impl FnOnce() -> C) -> C {
+    run_and_check(&Options::new(), run)
+}
+
+/// [`verify_test_main`] and [`Options::verify_test_main`]: runs, then checks
+/// with `options` unless the run failed.
+pub(crate) fn run_and_check<C: ExitCodeLike>(options: &Options, run: impl FnOnce() -> C) -> C {
     let code = run();
     if !code.is_success() {
         return code;
     }
-    match check_test_binary(&Options::new()) {
+    match check_test_binary(options) {
         Ok(()) => code,
         Err(report) => {
             eprintln!("\n{report}");
@@ -152,6 +159,22 @@ mod sealed {
 /// # fn main() { worker_stops() }
 /// ```
 ///
+/// It takes an [`Options`] expression too, like goleak's
+/// `VerifyTestMain(m, opts...)`, to forgive what lives as long as the
+/// process (a library's exporter, a `static` runtime's named workers):
+///
+/// ```
+/// // tests/api.rs
+/// leakcheck::verify_test_main!(
+///     leakcheck::Options::new()
+///         .ignore_name("exporter")
+///         .ignore_thread_name("db-pool")
+/// );
+/// # fn main() {}
+/// ```
+///
+/// The expression is evaluated once, when the process exits.
+///
 /// When the process exits after libtest printed its summary, the hook
 /// waits up to the settle period (1 s, or `LEAKCHECK_SETTLE`) for every
 /// scope in the process to empty: each test's, each thread's, and the
@@ -178,23 +201,32 @@ mod sealed {
 #[macro_export]
 macro_rules! verify_test_main {
     () => {
+        $crate::verify_test_main!($crate::Options::new());
+    };
+    ($options:expr $(,)?) => {
         #[cfg(unix)]
         $crate::__private::dtor::declarative::dtor! {
             #[dtor(unsafe, anonymous)]
             fn __leakcheck_verify_test_main() {
-                $crate::__private::verify_at_exit();
+                $crate::__private::verify_at_exit_with(|| -> $crate::Options { $options });
             }
         }
     };
 }
 
+/// [`verify_at_exit_with`] with default options. Not for direct use.
+#[cfg(unix)]
+pub fn verify_at_exit() {
+    verify_at_exit_with(Options::new);
+}
+
 /// What the [`verify_test_main!`](crate::verify_test_main!) hook runs when
-/// the process exits. Not for direct use.
+/// the process exits, with the options `options` builds. Not for direct use.
 ///
 /// Never panics and never returns after a failed check: a panic would have
 /// to unwind out of an `extern "C"` hook, which aborts the process.
 #[cfg(unix)]
-pub fn verify_at_exit() {
+pub fn verify_at_exit_with(options: impl FnOnce() -> Options) {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     // The macro expanded twice (in two modules, say) registers two hooks:
@@ -203,7 +235,9 @@ pub fn verify_at_exit() {
     if CHECKED.swap(true, Ordering::SeqCst) {
         return;
     }
-    let outcome = std::panic::catch_unwind(|| check_test_binary(&Options::new()));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check_test_binary(&options())
+    }));
     let message = match outcome {
         Ok(Ok(())) => return,
         Ok(Err(report)) => format!("\n{report}"),

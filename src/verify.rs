@@ -152,7 +152,8 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
     // In a process that runs this one test (cargo-nextest), every other
     // thread is this test's, so threads nobody tracked can be listed too.
     let stray = if runs_alone() {
-        crate::stray_threads::settle(deadline, &[target.thread, target.scope.home_thread()])
+        let owners = [target.thread, target.scope.home_thread()];
+        crate::stray_threads::settle(deadline, &owners, options)
     } else {
         Vec::new()
     };
@@ -199,7 +200,7 @@ pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
     // runner), where no test harness has threads of its own running.
     let on_main = crate::os_thread::current_tid() == std::process::id();
     let stray = if on_main {
-        crate::stray_threads::settle(deadline, &[])
+        crate::stray_threads::settle(deadline, &[], options)
     } else {
         Vec::new()
     };

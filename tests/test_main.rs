@@ -183,10 +183,17 @@ fn under_nextest_each_leaky_test_fails_with_its_own_report() {
     assert!(report_line(&both, "flusher").ends_with("(no test)"));
 }
 
+/// Serializes the tests that run the whole-binary check in this process:
+/// each one's threads would be the other's leak.
+static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The function form in this process: a failed run's code passes through
 /// unchecked, a passing run that leaked gets 101, a clean one keeps its code.
 #[test]
 fn verify_test_main_turns_a_leaky_pass_into_101_and_keeps_other_codes() {
+    let _alone = IN_PROCESS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let listener = leakcheck::thread::spawn(move || rx.recv());
 
@@ -213,9 +220,38 @@ fn verify_test_main_turns_a_leaky_pass_into_101_and_keeps_other_codes() {
 /// Runs one test of the fixture's `edges` target; fails if the run does not
 /// end within two minutes (a hang at exit would otherwise hang this test).
 fn run_edge(test: &str) -> (bool, String) {
+    run_one("edges", test, Runner::CargoTest)
+}
+
+/// Who runs a single fixture test.
+#[derive(Clone, Copy, Debug)]
+enum Runner {
+    /// `cargo test`, as is.
+    CargoTest,
+    /// `cargo test` with the environment cargo-nextest gives a test's own
+    /// process (see docs: FACTS, "cargo-nextest sets").
+    NextestLike,
+}
+
+/// Runs test `test` of fixture target `target` alone; returns whether it
+/// passed and its stdout and stderr. Fails if the run does not end within
+/// two minutes, if something besides the test panicked, or if leakcheck did.
+fn run_one(target: &str, test: &str, runner: Runner) -> (bool, String) {
     build_fixture();
-    let mut command = cargo(&["test", "--test", "edges"]);
+    let mut command = cargo(&["test", "--test", target]);
     command.args(["--", "--exact", test]);
+    if let Runner::NextestLike = runner {
+        let binary = format!("leakcheck-fixture::{target}");
+        let run = "00000000-0000-0000-0000-000000000000";
+        command
+            .env("NEXTEST_EXECUTION_MODE", "process-per-test")
+            .env("NEXTEST_RUN_ID", run)
+            .env("NEXTEST_BINARY_ID", &binary)
+            .env("NEXTEST_TEST_NAME", test)
+            .env("NEXTEST_ATTEMPT", "1")
+            .env("NEXTEST_TOTAL_ATTEMPTS", "1")
+            .env("NEXTEST_ATTEMPT_ID", format!("{run}:{binary}${test}"));
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(command.output().expect("running cargo")));
     let output = rx
@@ -223,6 +259,10 @@ fn run_edge(test: &str) -> (bool, String) {
         .unwrap_or_else(|_| panic!("`{test}` did not end: the at-exit check hung"));
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("running 1 test"),
+        "`{test}` did not run ({runner:?}):\n{text}"
+    );
     assert!(
         !text.contains("panicked at") || text.contains("the test itself failed"),
         "a panic besides the test's own:\n{text}"
@@ -232,6 +272,105 @@ fn run_edge(test: &str) -> (bool, String) {
         "a panic in leakcheck:\n{text}"
     );
     (output.status.success(), text)
+}
+
+/// A plain unnamed thread keeps the kernel name it inherited from the
+/// test's thread; the at-exit check catches it under either runner, shows
+/// the name as inherited when it knows the test's thread, and names the
+/// test only when the process ran that one test.
+#[test]
+fn an_unnamed_plain_thread_fails_the_binary_at_exit_on_linux() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let inherited = |name: &str| {
+        format!("thread (unnamed; kernel name \"{name}\" inherited from its creator) (tid ")
+    };
+    let (passed, text) = run_one(
+        "libtest_threads",
+        "checks_then_leaves_an_unnamed_thread",
+        Runner::CargoTest,
+    );
+    assert!(!passed, "passed despite a leak:\n{text}");
+    assert!(text.contains("1 thread outlived the test binary"), "{text}");
+    assert!(text.contains(&inherited("checks_then_lea")), "{text}");
+    assert!(
+        text.contains("(test unknown: started outside leakcheck)"),
+        "{text}"
+    );
+
+    let (passed, text) = run_one(
+        "libtest_threads",
+        "leaves_an_unnamed_thread",
+        Runner::CargoTest,
+    );
+    assert!(!passed, "passed despite a leak:\n{text}");
+    assert!(text.contains("1 thread outlived the test binary"), "{text}");
+
+    let (passed, text) = run_one(
+        "libtest_threads",
+        "leaves_an_unnamed_thread",
+        Runner::NextestLike,
+    );
+    assert!(!passed, "passed despite a leak:\n{text}");
+    assert!(text.contains("1 thread outlived the test binary"), "{text}");
+    assert!(text.contains(&inherited("leaves_an_unnam")), "{text}");
+    assert!(text.contains("(test `leaves_an_unnamed_thread`)"), "{text}");
+
+    for runner in [Runner::CargoTest, Runner::NextestLike] {
+        let (passed, text) = run_one("libtest_threads", "stops_its_unnamed_thread", runner);
+        assert!(passed, "{runner:?}:\n{text}");
+        assert!(!text.contains("outlived"), "{runner:?}:\n{text}");
+    }
+}
+
+/// `verify_test_main!(options)` forgives the `exporter` task and the
+/// `db-pool` runtime's named workers, under either runner, and still
+/// reports what it was not told to forgive.
+#[test]
+fn options_given_to_verify_test_main_forgive_what_they_say_and_no_more() {
+    for runner in [Runner::CargoTest, Runner::NextestLike] {
+        let (passed, text) = run_one(
+            "libtest_options",
+            "leaves_only_forgiven_things_running",
+            runner,
+        );
+        assert!(passed, "{runner:?}:\n{text}");
+        assert!(!text.contains("outlived"), "{runner:?}:\n{text}");
+
+        let (passed, text) = run_one("libtest_options", "leaves_an_unforgiven_thread_too", runner);
+        assert!(!passed, "{runner:?}: passed despite a leak:\n{text}");
+        assert!(
+            text.contains("leakcheck: 1 thread outlived the test binary"),
+            "{runner:?}:\n{text}"
+        );
+        report_line(&text, "listener");
+        assert!(!text.contains("exporter"), "{runner:?}:\n{text}");
+        assert!(!text.contains("db-pool"), "{runner:?}:\n{text}");
+    }
+}
+
+/// `Options::verify_test_main` checks with what its options forgive.
+#[test]
+fn options_verify_test_main_forgives_what_its_options_say() {
+    let _alone = IN_PROCESS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let listener = leakcheck::thread::Builder::new()
+        .name("listener-options".into())
+        .spawn(move || rx.recv())
+        .unwrap();
+    let forgiving = leakcheck::Options::new().ignore_thread_name("listener-options");
+    assert_eq!(forgiving.verify_test_main(|| 0), 0);
+    assert_eq!(
+        forgiving.verify_test_main(|| ExitCode::SUCCESS),
+        ExitCode::SUCCESS
+    );
+    let strict = leakcheck::Options::new().settle(std::time::Duration::from_millis(50));
+    assert_eq!(strict.verify_test_main(|| 0), 101);
+    drop(tx);
+    listener.join().unwrap().unwrap_err();
 }
 
 #[test]
