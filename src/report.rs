@@ -372,14 +372,7 @@ impl fmt::Display for Report {
             (0, th) => plural(th, "thread"),
             (t, th) => format!("{} and {}", plural(t, "task"), plural(th, "thread")),
         };
-        let owner = match &self.checked {
-            Checked::Scope(ScopeName::Process) => {
-                "every test (spawned outside any test)".to_owned()
-            }
-            Checked::Scope(name) => owner_of(name),
-            Checked::TestBinary => "the test binary".to_owned(),
-            Checked::TrackingOff => unreachable!("handled above"),
-        };
+        let owner = self.owner();
         let by_owner = matches!(self.checked, Checked::TestBinary);
         let them = if self.leaks.len() + self.untracked + self.stray.len() == 1 {
             "it"
@@ -393,7 +386,7 @@ impl fmt::Display for Report {
         )?;
         for group in groups(&self.leaks, by_owner) {
             writeln!(f)?;
-            group.fmt(f)?;
+            write!(f, "{group}")?;
         }
         if self.untracked > 0 {
             let (n, are, it_was) = if self.untracked == 1 {
@@ -405,8 +398,8 @@ impl fmt::Display for Report {
                 f,
                 "\n  {n} spawned outside leakcheck (a plain `tokio::spawn`, maybe inside a \
                  library) {are} still alive on the test's runtime\n      to see where {it_was} \
-                 spawned, build with RUSTFLAGS=\"--cfg tokio_unstable\": the runtime then records \
-                 every task's spawn site"
+                 spawned, run the command in the note below: under `--cfg tokio_unstable` the \
+                 runtime records every task's spawn site"
             )?;
         }
         for thread in &self.stray {
@@ -420,12 +413,42 @@ impl fmt::Display for Report {
             )?;
         }
         let has_async = self.leaks.iter().any(|l| l.kind().is_async());
-        match self.traces {
-            TraceStatus::Unavailable if has_async => writeln!(
+        // What rerunning under `cargo leakcheck` would add: spawn sites of
+        // the counted tasks (only counted without tokio_unstable), and await
+        // traces where this build can't take them but the platform can.
+        let sites = self.untracked > 0;
+        let traces = self.traces == TraceStatus::Unavailable
+            && has_async
+            && !crate::taskdump::ENABLED
+            && crate::rerun::DUMPS_SUPPORTED;
+        let gain = match (sites, traces) {
+            (true, true) => {
+                "where each task spawned outside leakcheck was spawned, and the \
+                             await point each task is stuck on"
+            }
+            (true, false) => "where each task spawned outside leakcheck was spawned",
+            (false, true) => "the await point each task is stuck on",
+            (false, false) => "",
+        };
+        if !gain.is_empty() {
+            let test = match &self.checked {
+                Checked::Scope(ScopeName::Test(name)) => Some(&**name),
+                _ => None,
+            };
+            return writeln!(
                 f,
-                "\nnote: to see the await point each task is stuck on, build with \
-                 RUSTFLAGS=\"--cfg tokio_unstable\" and leakcheck's `taskdump` feature"
-            ),
+                "\nnote: to see {gain}, rerun the test under `--cfg tokio_unstable`{with}:\n      \
+                 {}\n      (`cargo leakcheck` is a cargo alias, set up once as leakcheck's README \
+                 says in \"See where a plain tokio::spawn came from\")",
+                crate::rerun::command(test),
+                with = if crate::rerun::DUMPS_SUPPORTED {
+                    " with leakcheck's `taskdump` feature"
+                } else {
+                    ""
+                },
+            );
+        }
+        match self.traces {
             TraceStatus::Failed if has_async => writeln!(
                 f,
                 "\nnote: no await traces: the task dump did not finish within {} \
@@ -433,6 +456,20 @@ impl fmt::Display for Report {
                 HumanDuration(crate::taskdump::LIMIT)
             ),
             _ => Ok(()),
+        }
+    }
+}
+
+impl Report {
+    /// Who the report's first line says its survivors outlived.
+    fn owner(&self) -> String {
+        match &self.checked {
+            Checked::Scope(ScopeName::Process) => {
+                "every test (spawned outside any test)".to_owned()
+            }
+            Checked::Scope(name) => owner_of(name),
+            Checked::TestBinary => "the test binary".to_owned(),
+            Checked::TrackingOff => "nothing (tracking is off)".to_owned(),
         }
     }
 }
@@ -513,7 +550,7 @@ fn groups(leaks: &[Leak], by_owner: bool) -> impl Iterator<Item = Group<'_>> {
     by_site.into_values().map(|(group, _)| group)
 }
 
-impl Group<'_> {
+impl fmt::Display for Group<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let record = self.first.record();
         write!(f, "  ")?;
