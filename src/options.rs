@@ -174,7 +174,10 @@ impl Options {
     #[track_caller]
     pub fn verify_none(&self) {
         if let Err(report) = self.find_named("verify_none", "verify_none_async") {
-            panic!("{report}");
+            panic!(
+                "{}",
+                report.failure_message(crate::report::on_github_actions())
+            );
         }
     }
 
@@ -194,7 +197,10 @@ impl Options {
     /// ```
     pub async fn verify_none_async(&self) {
         if let Err(report) = self.find_async().await {
-            panic!("{report}");
+            panic!(
+                "{}",
+                report.failure_message(crate::report::on_github_actions())
+            );
         }
     }
 
