@@ -154,6 +154,7 @@ mod os_thread;
 mod record;
 mod registry;
 mod report;
+mod rerun;
 pub mod runtime;
 mod scope;
 mod settle;

@@ -203,7 +203,10 @@ impl Options {
     #[track_caller]
     pub fn verify_none(&self) {
         if let Err(report) = self.find_named("verify_none", "verify_none_async") {
-            panic!("{report}");
+            panic!(
+                "{}",
+                report.failure_message(crate::report::on_github_actions())
+            );
         }
     }
 
@@ -365,7 +368,7 @@ impl Options {
 /// standard panic hook would print for a panic at `at`, then an unwind that
 /// skips the hook.
 fn fail_at(at: &Location<'_>, report: &Report) -> ! {
-    let message = report.to_string();
+    let message = report.failure_message(crate::report::on_github_actions());
     let thread = std::thread::current();
     let name = thread.name().unwrap_or("<unnamed>");
     eprintln!("\nthread '{name}' panicked at {at}:\n{message}");

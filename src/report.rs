@@ -380,14 +380,7 @@ impl fmt::Display for Report {
             (0, th) => plural(th, "thread"),
             (t, th) => format!("{} and {}", plural(t, "task"), plural(th, "thread")),
         };
-        let owner = match &self.checked {
-            Checked::Scope(ScopeName::Process) => {
-                "every test (spawned outside any test)".to_owned()
-            }
-            Checked::Scope(name) => owner_of(name),
-            Checked::TestBinary => "the test binary".to_owned(),
-            Checked::TrackingOff => unreachable!("handled above"),
-        };
+        let owner = self.owner();
         let by_owner = matches!(self.checked, Checked::TestBinary);
         let them = if self.leaks.len() + self.untracked + self.stray.len() == 1 {
             "it"
@@ -401,7 +394,7 @@ impl fmt::Display for Report {
         )?;
         for group in groups(&self.leaks, by_owner) {
             writeln!(f)?;
-            group.fmt(f)?;
+            write!(f, "{group}")?;
         }
         if self.untracked > 0 {
             let (n, are, it_was) = if self.untracked == 1 {
@@ -413,8 +406,8 @@ impl fmt::Display for Report {
                 f,
                 "\n  {n} spawned outside leakcheck (a plain `tokio::spawn`, maybe inside a \
                  library) {are} still alive on the test's runtime\n      to see where {it_was} \
-                 spawned, build with RUSTFLAGS=\"--cfg tokio_unstable\": the runtime then records \
-                 every task's spawn site"
+                 spawned, run the command in the note below: under `--cfg tokio_unstable` the \
+                 runtime records every task's spawn site"
             )?;
             if self.adopted_runtime {
                 writeln!(
@@ -451,12 +444,42 @@ impl fmt::Display for Report {
             writeln!(f)?;
         }
         let has_async = self.leaks.iter().any(|l| l.kind().is_async());
-        match self.traces {
-            TraceStatus::Unavailable if has_async => writeln!(
+        // What rerunning under `cargo leakcheck` would add: spawn sites of
+        // the counted tasks (only counted without tokio_unstable), and await
+        // traces where this build can't take them but the platform can.
+        let sites = self.untracked > 0;
+        let traces = self.traces == TraceStatus::Unavailable
+            && has_async
+            && !crate::taskdump::ENABLED
+            && crate::rerun::DUMPS_SUPPORTED;
+        let gain = match (sites, traces) {
+            (true, true) => {
+                "where each task spawned outside leakcheck was spawned, and the \
+                             await point each task is stuck on"
+            }
+            (true, false) => "where each task spawned outside leakcheck was spawned",
+            (false, true) => "the await point each task is stuck on",
+            (false, false) => "",
+        };
+        if !gain.is_empty() {
+            let test = match &self.checked {
+                Checked::Scope(ScopeName::Test(name)) => Some(&**name),
+                _ => None,
+            };
+            return writeln!(
                 f,
-                "\nnote: to see the await point each task is stuck on, build with \
-                 RUSTFLAGS=\"--cfg tokio_unstable\" and leakcheck's `taskdump` feature"
-            ),
+                "\nnote: to see {gain}, rerun the test under `--cfg tokio_unstable`{with}:\n      \
+                 {}\n      (`cargo leakcheck` is a cargo alias, set up once as leakcheck's README \
+                 says in \"See where a plain tokio::spawn came from\")",
+                crate::rerun::command(test),
+                with = if crate::rerun::DUMPS_SUPPORTED {
+                    " with leakcheck's `taskdump` feature"
+                } else {
+                    ""
+                },
+            );
+        }
+        match self.traces {
             TraceStatus::Failed if has_async => writeln!(
                 f,
                 "\nnote: no await traces: the task dump did not finish within {} \
@@ -466,6 +489,122 @@ impl fmt::Display for Report {
             _ => Ok(()),
         }
     }
+}
+
+impl Report {
+    /// Who the report's first line says its survivors outlived.
+    fn owner(&self) -> String {
+        match &self.checked {
+            Checked::Scope(ScopeName::Process) => {
+                "every test (spawned outside any test)".to_owned()
+            }
+            Checked::Scope(name) => owner_of(name),
+            Checked::TestBinary => "the test binary".to_owned(),
+            Checked::TrackingOff => "nothing (tracking is off)".to_owned(),
+        }
+    }
+
+    /// The report as GitHub Actions workflow commands, so that a pull
+    /// request shows each leak at the line that spawned it: one `::error`
+    /// line per entry of the report (survivors grouped by spawn site), with
+    /// the file as [`Location::file`] gives it (relative to the workspace
+    /// root for the workspace's own code), the line and column, a title
+    /// that says what outlived which test, and the entry's text as the
+    /// message. Tasks that were only counted
+    /// ([`untracked_tasks`](Report::untracked_tasks)) have no spawn site
+    /// and get one line without a file. Every line ends with a newline;
+    /// a report with nothing to annotate gives an empty string.
+    ///
+    /// A failing [`verify_none`](crate::verify_none) (and
+    /// [`verify_none_async`](crate::verify_none_async), `#[leak_check]`)
+    /// appends these lines to its panic message when the environment
+    /// variable `GITHUB_ACTIONS` is `true`, as it is on GitHub's runners.
+    /// libtest prints a failing test's panic message at the start of a line
+    /// (on stdout, among the test's captured output, or on stderr with
+    /// `--nocapture`), which is where GitHub's log parser looks for them.
+    /// Call this yourself to annotate a report that [`find`](crate::find)
+    /// returned.
+    ///
+    /// ```
+    /// # let report = leakcheck::Report::example();
+    /// let annotations = report.github_annotations();
+    /// assert!(annotations.starts_with("::error file="));
+    /// assert_eq!(annotations.lines().count(), 1);
+    /// ```
+    pub fn github_annotations(&self) -> String {
+        use fmt::Write as _;
+        let mut out = String::new();
+        if matches!(self.checked, Checked::TrackingOff) {
+            return out;
+        }
+        let by_owner = matches!(self.checked, Checked::TestBinary);
+        for group in groups(&self.leaks, by_owner) {
+            let site = group.first.spawned_at();
+            let owner = group.owner.clone().unwrap_or_else(|| self.owner());
+            let what = plural(group.count, &group.first.kind().to_string());
+            let text = group.to_string();
+            let message: Vec<&str> = text.lines().map(str::trim).collect();
+            let _ = writeln!(
+                out,
+                "::error file={},line={},col={},title={}::{}",
+                annotation_property(&site.file().replace('\\', "/")),
+                site.line(),
+                site.column(),
+                annotation_property(&format!("leakcheck: {what} outlived {owner}")),
+                annotation_data(&message.join("\n")),
+            );
+        }
+        if self.untracked > 0 {
+            let what = plural(self.untracked, "task");
+            let _ = writeln!(
+                out,
+                "::error title={}::{}",
+                annotation_property(&format!("leakcheck: {what} outlived {}", self.owner())),
+                annotation_data(&format!(
+                    "{what} spawned outside leakcheck (a plain `tokio::spawn`, maybe inside a \
+                     library) still alive on the test's runtime; the test's output says how to \
+                     see where"
+                )),
+            );
+        }
+        out
+    }
+
+    /// What a failing check panics with: the report and, on GitHub
+    /// Actions (`github_actions`), its annotations after a blank line.
+    pub(crate) fn failure_message(&self, github_actions: bool) -> String {
+        let report = self.to_string();
+        let annotations = if github_actions {
+            self.github_annotations()
+        } else {
+            String::new()
+        };
+        if annotations.is_empty() {
+            report
+        } else {
+            format!("{report}\n{annotations}")
+        }
+    }
+}
+
+/// Whether this process runs on GitHub Actions, which sets
+/// `GITHUB_ACTIONS=true` for every step.
+pub(crate) fn on_github_actions() -> bool {
+    std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")
+}
+
+/// A workflow command's message, escaped as GitHub's runner unescapes it.
+fn annotation_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A workflow command's property value (file, title): also `:` and `,`.
+fn annotation_property(text: &str) -> String {
+    annotation_data(text)
+        .replace(':', "%3A")
+        .replace(',', "%2C")
 }
 
 /// Who a scope stands for, as a report says it: "test `name`".
@@ -544,7 +683,7 @@ fn groups(leaks: &[Leak], by_owner: bool) -> impl Iterator<Item = Group<'_>> {
     by_site.into_values().map(|(group, _)| group)
 }
 
-impl Group<'_> {
+impl fmt::Display for Group<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let record = self.first.record();
         write!(f, "  ")?;
@@ -720,6 +859,38 @@ impl fmt::Display for HumanDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn annotations_escape_what_the_runner_unescapes() {
+        assert_eq!(
+            annotation_data("100% done\r\nnext"),
+            "100%25 done%0D%0Anext"
+        );
+        assert_eq!(
+            annotation_property("leakcheck: a, b\n"),
+            "leakcheck%3A a%2C b%0A"
+        );
+    }
+
+    #[test]
+    fn annotations_are_added_on_github_actions_only() {
+        let report = Report::example();
+        let plain = report.failure_message(false);
+        assert_eq!(plain, report.to_string());
+        assert!(!plain.contains("::error"), "{plain}");
+        let github = report.failure_message(true);
+        let annotations: Vec<&str> = github
+            .lines()
+            .filter(|l| l.starts_with("::error "))
+            .collect();
+        assert_eq!(annotations.len(), 1, "{github}");
+        let file = report.leaks()[0].spawned_at().file();
+        assert!(
+            annotations[0].starts_with(&format!("::error file={file},line=")),
+            "{github}"
+        );
+        assert!(github.starts_with(&plain), "{github}");
+    }
 
     #[test]
     fn durations_read_like_a_person_wrote_them() {

@@ -45,7 +45,11 @@
 //!   spawn site (as tokio's `TaskMeta::spawned_at` gives it), attributed to
 //!   the test that spawned it, and reported like a tracked task, as
 //!   [`Kind::Untracked`]. Tasks on a `LocalSet` are
-//!   still not covered: tokio's hooks don't see them.
+//!   still not covered: tokio's hooks don't see them. The README's "See
+//!   where a plain tokio::spawn came from" gives a `cargo leakcheck` alias
+//!   that runs tests this way (with await traces, too) in a target
+//!   directory of their own, and a failing report prints that command for
+//!   its test.
 //!
 //! # Task hooks are replaced, not added
 //!

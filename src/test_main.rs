@@ -81,7 +81,10 @@ pub(crate) fn run_and_check<C: ExitCodeLike>(options: &Options, run: impl FnOnce
     match check_test_binary(options) {
         Ok(()) => code,
         Err(report) => {
-            eprintln!("\n{report}");
+            eprintln!(
+                "\n{}",
+                report.failure_message(crate::report::on_github_actions())
+            );
             C::leaked()
         }
     }
@@ -240,7 +243,10 @@ pub fn verify_at_exit_with(options: impl FnOnce() -> Options) {
     }));
     let message = match outcome {
         Ok(Ok(())) => return,
-        Ok(Err(report)) => format!("\n{report}"),
+        Ok(Err(report)) => format!(
+            "\n{}",
+            report.failure_message(crate::report::on_github_actions())
+        ),
         Err(panic) => {
             let why = panic
                 .downcast_ref::<&str>()

@@ -198,6 +198,13 @@ fn the_attribute_counts_untracked_tasks() {
             message.contains("1 task spawned outside leakcheck"),
             "{message}"
         );
+        // The command that shows where, for this very test.
+        assert!(
+            message.contains(
+                "cargo leakcheck -p leakcheck --test untracked -- leaky_attribute_case --exact"
+            ),
+            "{message}"
+        );
     }
     clean_attribute_case();
 }
