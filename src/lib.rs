@@ -240,11 +240,21 @@ pub use tracked::Tracked;
 /// | `ignore_name = "exporter"` | [`Options::ignore_name`] | |
 /// | `ignore_spawned_at = "src/pool.rs"` | [`Options::ignore_spawned_at`] | |
 /// | `crate = my_reexport::leakcheck` | where leakcheck is, when re-exported | `::leakcheck` |
-/// | `flavor = "multi_thread"` | the runtime of an async test: `"current_thread"` or `"multi_thread"` | `"current_thread"` |
+/// | `flavor = "multi_thread"` | the runtime of an async test: `"current_thread"`, `"multi_thread"` (tokio's `rt-multi-thread` feature) or `"local"` (tokio's `LocalRuntime`) | `"current_thread"` |
 /// | `worker_threads = 4` | worker threads (multi-thread only) | the number of cores |
-/// | `start_paused = true` | start with tokio's clock paused (current-thread only) | `false` |
+/// | `start_paused = true` | start with tokio's clock paused (current-thread only; tokio's `test-util` feature) | `false` |
+/// | `name = "api"` | the runtime's name (`Handle::name`) | none |
+/// | `unhandled_panic = "shutdown_runtime"` | or `"ignore"`: tokio's `Builder::unhandled_panic`, which needs `--cfg tokio_unstable` (current-thread and local only) | tokio's |
 ///
-/// Bad arguments are compile errors that point at the offending token.
+/// The runtime arguments can also be written on a `#[tokio::test(...)]` or
+/// `#[tokio::main(...)]` below, as tokio spells them (`crate = "path"`
+/// there is tokio's path). When that attribute has an argument leakcheck
+/// doesn't know, leakcheck leaves the attribute to tokio, unchanged, and
+/// checks inside the body: the runtime is then tokio's, and counts for the
+/// test by the rule in [`runtime`](crate::runtime#which-runtime-belongs-to-a-test).
+///
+/// Bad arguments are compile errors that point at the offending token and
+/// name the attribute they were written in.
 ///
 /// # Outcomes
 ///

@@ -169,3 +169,59 @@ fn plain_spawns_are_checked_in_every_form() {
 async fn panic_location_async() {
     leakcheck::spawn(std::future::pending::<()>());
 }
+
+#[tokio::test]
+#[ignore = "helper: run by the panic-location child-process test"]
+async fn panic_location_by_hand() {
+    leakcheck::spawn(std::future::pending::<()>());
+    leakcheck::Options::new()
+        .settle(std::time::Duration::from_millis(50))
+        .verify_none_async() // site:by-hand-check
+        .await;
+}
+
+/// Runs one ignored helper of this binary in a child process, the way
+/// cargo test (`nextest = false`) or cargo-nextest runs it, and returns
+/// what it printed.
+fn run_child(test: &str, nextest: bool) -> String {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args(["--exact", test, "--ignored", "--nocapture"]);
+    command.env_remove("NEXTEST_EXECUTION_MODE");
+    if nextest {
+        command
+            .env("NEXTEST_EXECUTION_MODE", "process-per-test")
+            .env("NEXTEST_TEST_NAME", test)
+            .env("NEXTEST_ATTEMPT_ID", format!("run:tokio_forms${test}"));
+    }
+    let out = command.output().unwrap();
+    assert!(!out.status.success(), "{test} should fail");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+fn a_failing_check_panics_at_the_test() {
+    let fn_line = |name: &str| {
+        SOURCE
+            .lines()
+            .position(|l| l.starts_with(&format!("async fn {name}()")))
+            .unwrap()
+            + 1
+    };
+    let cases = [
+        ("panic_location_async", fn_line("panic_location_async")),
+        (
+            "panic_location_by_hand",
+            common::site_line(SOURCE, "by-hand-check") as usize,
+        ),
+    ];
+    for nextest in [false, true] {
+        for (test, line) in cases {
+            let out = run_child(test, nextest);
+            assert!(
+                out.contains(&format!("panicked at tests/tokio_forms.rs:{line}:")),
+                "{test} (nextest: {nextest}) should fail at line {line}:\n{out}"
+            );
+            assert!(!out.contains("src/options.rs"), "{out}");
+        }
+    }
+}
