@@ -14,7 +14,10 @@
 //! - the main thread (its id is the process id), and the threads the check
 //!   runs for, by thread id: the caller, the home thread of the scope being
 //!   checked, and, under nextest, the thread of every scope named after the
-//!   test (libtest's thread for it, whichever thread asks). Never by name:
+//!   test (libtest's thread for it, whichever thread asks); when no such
+//!   scope exists (the test's check runs inside a task, say), the oldest
+//!   thread with the test's kernel name, since any other one was started
+//!   after it, by it. Otherwise never by name:
 //!   on Linux a new thread starts with its creator's kernel name, and std
 //!   sets a named thread's own name only once it runs, so a thread the test
 //!   started, named or not, can carry the test thread's name;
@@ -135,11 +138,28 @@ fn scan(owners: &[u32], options: &Options) -> Vec<StrayThread> {
     let test = only_test();
     let tests = Registry::global().tests();
     // libtest's thread for the test, found by the scopes named after it.
-    let test_threads: Vec<u32> = tests
+    let mut test_threads: Vec<u32> = tests
         .iter()
         .filter(|(name, _)| test.as_deref() == Some(&**name))
         .map(|&(_, home)| home)
+        .filter(|home| tids.contains(home))
         .collect();
+    // During the test (not at exit, where the check runs on the main
+    // thread), libtest's thread for it is alive. If it never made a scope
+    // (the test's check runs inside a task, say), it is the oldest of the
+    // threads with its kernel name: any other was started after it, by it.
+    if test_threads.is_empty() && me != main {
+        let named_like_test = |tid: &u32| {
+            test.as_deref()
+                .is_some_and(|test| comm(*tid).as_deref() == Some(&*kernel_name(test)))
+        };
+        test_threads.extend(
+            tids.iter()
+                .copied()
+                .filter(named_like_test)
+                .min_by_key(|&tid| (crate::os_thread::start_time(tid), tid)),
+        );
+    }
     let skip =
         |tid: u32| tid == main || tid == me || owners.contains(&tid) || test_threads.contains(&tid);
     // Kernel names a thread may have from its creator.

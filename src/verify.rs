@@ -57,9 +57,10 @@ impl Target {
     }
 
     /// True when a check can pass without looking further: the fast path
-    /// (an instrumented runtime's count must always be read).
+    /// (a runtime's count must always be read, and so must the process's
+    /// threads when it runs this one test).
     fn nothing_live(&self) -> bool {
-        self.scope.live() == 0 && self.runtime.is_none()
+        self.scope.live() == 0 && self.runtime.is_none() && !runs_alone()
     }
 }
 

@@ -376,3 +376,51 @@ fn ignore_thread_name_forgives_tracked_threads_by_prefix_only() {
     options.ignore_thread_name("exporter").verify_none();
     exporter.end();
 }
+
+// ---- A check from inside a plain task: libtest's thread never made a scope ----
+
+/// Runs a check inside a plain tokio task (the process scope), from a test
+/// whose own thread never calls leakcheck: libtest's thread must still not
+/// be taken for a stray one, and a thread it started must be.
+fn check_from_a_plain_task(settle: Duration) -> Result<(), leakcheck::Report> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        tokio::spawn(async move { leakcheck::Options::new().settle(settle).find_async().await })
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+#[ignore = "a child: run by `a_check_inside_a_task_tells_the_test_thread_from_its_children`"]
+fn child_task_check_leaks_an_unnamed_thread() {
+    let stop = start_unnamed_thread();
+    let outcome = check_from_a_plain_task(LEAKY_SETTLE);
+    stop();
+    if let Err(report) = outcome {
+        panic!("{report}");
+    }
+}
+
+#[test]
+#[ignore = "a child: run by `a_check_inside_a_task_tells_the_test_thread_from_its_children`"]
+fn child_task_check_clean() {
+    if let Err(report) = check_from_a_plain_task(CLEAN_SETTLE) {
+        panic!("{report}");
+    }
+}
+
+#[test]
+fn a_check_inside_a_task_tells_the_test_thread_from_its_children() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let stderr = same_verdict("child_task_check_leaks_an_unnamed_thread", false, 2);
+    let report = child_report(&stderr);
+    assert_eq!(report.matches("\n  thread ").count(), 1, "{report}");
+    assert!(report.contains("inherited from its creator"), "{report}");
+    same_verdict("child_task_check_clean", true, 2);
+}
