@@ -325,7 +325,7 @@ fn adopt(handle: &Handle, test: &Arc<str>) -> bool {
         .entry(handle.id())
         .or_insert_with(|| User::Test(test.clone()));
     match user {
-        User::Test(first) if **first == **test => true,
+        User::Test(first) if first.as_ref() == test.as_ref() => true,
         User::Test(_) => {
             *user = User::Shared;
             false
