@@ -157,8 +157,10 @@ for v in attr main; do
 done
 {
   echo "# #[leakcheck::leak_check] added per file"
-  find "$TRY_DIR/attr/tests" "$TRY_DIR/attr/src" -name '*.rs' -print0 2>/dev/null \
-    | sort -z | xargs -0 python3 "$REWRITE" attrs
+  find "$TRY_DIR/attr/tests" -name '*.rs' -print0 | sort -z | xargs -0 -r python3 "$REWRITE" attrs
+  if [[ -d $TRY_DIR/attr/src ]]; then
+    find "$TRY_DIR/attr/src" -name '*.rs' -print0 | sort -z | xargs -0 -r python3 "$REWRITE" attrs-src
+  fi
 } >"$LOGS/rewrite-attr.log"
 echo "try-on-crate: added $(awk -F': ' '/^[^#]/ {n += $2} END {print n + 0}' "$LOGS/rewrite-attr.log") #[leak_check] attributes ($LOGS/rewrite-attr.log)"
 while IFS=$'\t' read -r _ _ src; do

@@ -2,6 +2,7 @@
 """Rewrites a crate's tests for scripts/try-on-crate.sh.
 
   try_on_crate_rewrite.py attrs FILE...       add #[leakcheck::leak_check] to every test
+  try_on_crate_rewrite.py attrs-src FILE...   the same as #[cfg_attr(test, leakcheck::leak_check)]
   try_on_crate_rewrite.py test-main FILE...   add leakcheck::verify_test_main!(); at the top
   try_on_crate_rewrite.py summarize RUNS TARGETS   the table of try-on-crate.sh's runs
 
@@ -21,6 +22,10 @@ import re
 import sys
 
 LEAK = "#[leakcheck::leak_check]"
+# In src/ a `#[test]` fn need not sit in a `#[cfg(test)]` module, and the
+# attribute is resolved before rustc drops the fn from a non-test build, in
+# which the dev-dependency leakcheck does not exist.
+LEAK_SRC = "#[cfg_attr(test, leakcheck::leak_check)]"
 
 
 def code_line_starts(text):
@@ -135,7 +140,7 @@ def is_tokio(path):
     return path in ("tokio::test", "tokio::main")
 
 
-def rewrite_attrs(text):
+def rewrite_attrs(text, leak=LEAK):
     lines = text.split("\n")
     code = code_line_starts(text)
     out_inserts = {}  # line index -> indentation to insert above it
@@ -192,7 +197,7 @@ def rewrite_attrs(text):
     out = []
     for n, line in enumerate(lines):
         if n in out_inserts:
-            out.append(out_inserts[n] + LEAK)
+            out.append(out_inserts[n] + leak)
             added += 1
         out.append(line)
     return "\n".join(out), added
@@ -376,8 +381,8 @@ def main():
     for f in files:
         with open(f, encoding="utf-8") as fh:
             text = fh.read()
-        if mode == "attrs":
-            new, added = rewrite_attrs(text)
+        if mode in ("attrs", "attrs-src"):
+            new, added = rewrite_attrs(text, LEAK if mode == "attrs" else LEAK_SRC)
             if added:
                 print(f"{f}: {added}")
         elif mode == "test-main":
