@@ -28,6 +28,20 @@ impl Future for Forgotten {
     }
 }
 
+/// Runs a check with a long settle period, which must fail well before it
+/// ends, and returns its report.
+async fn fails_at_once() -> leakcheck::Report {
+    let started = Instant::now();
+    let report = Options::new().settle(LONG).find_async().await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(waited < LONG / 2, "waited {waited:?}:\n{report}");
+    assert!(
+        report.to_string().contains("so the check stopped waiting"),
+        "{report}"
+    );
+    report
+}
+
 /// Lets the runtime poll what was just spawned.
 async fn let_it_run() {
     for _ in 0..3 {
@@ -39,13 +53,7 @@ async fn let_it_run() {
 async fn a_scope_whose_tasks_can_never_finish_fails_at_once() {
     let stuck = [leakcheck::spawn(Forgotten), leakcheck::spawn(Forgotten)];
     let_it_run().await;
-    let started = Instant::now();
-    let report = Options::new().settle(LONG).find_async().await.unwrap_err();
-    assert!(
-        started.elapsed() < LONG / 2,
-        "waited {:?}",
-        started.elapsed()
-    );
+    let report = fails_at_once().await;
     assert_eq!(report.leaks().len(), 2, "{report}");
     assert!(report.to_string().contains("can never finish"), "{report}");
     for task in stuck {
@@ -149,13 +157,7 @@ async fn a_task_that_loses_its_last_waker_while_the_check_waits_ends_the_wait() 
         std::thread::sleep(Duration::from_millis(100));
         drop(slot.lock().unwrap().take());
     });
-    let started = Instant::now();
-    let report = Options::new().settle(LONG).find_async().await.unwrap_err();
-    assert!(
-        started.elapsed() < LONG / 2,
-        "waited {:?}",
-        started.elapsed()
-    );
+    let report = fails_at_once().await;
     assert!(report.to_string().contains("can never finish"), "{report}");
     dropper.join().unwrap();
     task.abort();
@@ -166,13 +168,7 @@ async fn a_task_not_yet_polled_is_waited_for_until_its_poll_leaves_it_stuck() {
     // Checked before its first poll: it could still do anything, so the
     // check waits; its poll then ends with no waker, and the check returns.
     let task = leakcheck::spawn(Forgotten);
-    let started = Instant::now();
-    let report = Options::new().settle(LONG).find_async().await.unwrap_err();
-    assert!(
-        started.elapsed() < LONG / 2,
-        "waited {:?}",
-        started.elapsed()
-    );
+    let report = fails_at_once().await;
     assert_eq!(report.leaks().len(), 1, "{report}");
     task.abort();
 }
