@@ -310,6 +310,12 @@ fn expand_async(
     let (attrs, vis, sig) = (&func.attrs, &func.vis, &func.sig);
     let builder = builder(args, &runtime.tokio);
     let probe = feature_probe(args, runtime);
+    // `tokio::time::pause` exists only with tokio's `test-util` feature:
+    // naming it makes rustc say which feature `start_paused` needs.
+    let paused_check = args.runtime.start_paused.as_ref().map(|(_, span)| {
+        let tokio = &runtime.tokio;
+        quote_spanned!(*span=> let _ = #tokio::time::pause;)
+    });
     let build = match args.runtime.flavor() {
         Flavor::Local => quote!(#krate::runtime::build_local(#builder)),
         _ => quote!(#krate::runtime::build(#builder)),
@@ -321,6 +327,7 @@ fn expand_async(
         #test
         #(#attrs)*
         #vis #sig {
+            #paused_check
             // Built as this test's own runtime: tasks on it that leakcheck
             // didn't spawn count too (and, under tokio_unstable, are listed).
             let __leakcheck_runtime = #build

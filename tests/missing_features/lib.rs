@@ -1,0 +1,1 @@
+//! Empty: the cases are in tests/.
