@@ -150,9 +150,11 @@
 //! ```
 
 #![deny(missing_docs)]
-// Denied, not forbidden: allowed in two places only, the counting waker's
-// RawWaker vtable (`waker`) and the two libc calls of the exit-time hook of
-// `verify_test_main!` (`test_main::exit_time`).
+// Denied, not forbidden. `unsafe` is allowed in three places only, each
+// with its reason there: the counting waker's RawWaker vtable (`waker`),
+// the one poll that lends it to the future (`Tracked::poll`, `tracked`),
+// and the two libc calls of `verify_test_main!`'s exit-time hook
+// (`test_main::exit_time`). This list is the one place that says so.
 #![deny(unsafe_code)]
 // Without the `track` feature the spawners bypass the registry entirely, so
 // the tracking machinery is compiled but unused (and dropped by the linker).

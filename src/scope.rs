@@ -324,7 +324,7 @@ impl Drop for DecrementOnDrop<'_> {
 }
 
 /// Model checks of the registry's protocol: `RUSTFLAGS="--cfg loom"
-/// LOOM_MAX_PREEMPTIONS=2 cargo test --lib --release loom_model` (as
+/// LOOM_MAX_PREEMPTIONS=3 cargo test --lib --release loom_model` (as
 /// `.ci/run` does). Each model runs every interleaving of its threads up to
 /// the preemption bound; a lost wake-up shows as loom's deadlock error,
 /// because the settling thread waits without a deadline.

@@ -264,7 +264,7 @@ pub fn verify_at_exit_with(options: impl FnOnce() -> Options) {
 /// to the file descriptor and the system call, past the standard library's
 /// stdio locks and its already-run teardown.
 #[cfg(unix)]
-#[allow(unsafe_code)] // the only place: libc calls at process exit
+#[allow(unsafe_code)] // libc calls at process exit (lib.rs lists every unsafe place)
 mod exit_time {
     /// Writes all of `bytes` to stderr (fd 2), giving up on an error.
     pub(super) fn write_stderr(mut bytes: &[u8]) {

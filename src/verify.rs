@@ -179,7 +179,7 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
 ///
 /// Each scope settles in turn; once the deadline has passed, the scopes
 /// still to go are read once without waiting, and a scope that is already
-/// empty costs one atomic read. Scopes created while the check waits (a
+/// empty costs a lock of each of its shards. Scopes created while the check waits (a
 /// survivor starting a thread that spawns, say) are checked on another pass.
 pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
     if !cfg!(feature = "track") {

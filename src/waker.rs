@@ -6,8 +6,9 @@
 //! allocation), the same on every poll, so resources that keep a waker and
 //! compare it with `Waker::will_wake` don't re-clone it each time.
 //!
-//! This is the crate's only `unsafe` code: a `RawWaker` vtable has no safe
-//! constructor that can observe clones and drops.
+//! A `RawWaker` vtable has no safe constructor that can observe clones and
+//! drops, so this module is `unsafe` code (one of the places `lib.rs`
+//! lists).
 #![allow(unsafe_code)]
 
 use std::mem::ManuallyDrop;
