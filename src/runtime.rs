@@ -231,11 +231,13 @@ impl HasHandle for LocalRuntime {
 /// assert_eq!(spawned.load(Ordering::Relaxed), 1);
 /// ```
 #[cfg(tokio_unstable)]
+#[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
 pub fn build_with(builder: &mut Builder, hooks: Hooks) -> io::Result<Runtime> {
     build_hooked(builder, hooks)
 }
 
 #[cfg(tokio_unstable)]
+#[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
 pub use crate::hooks::Hooks;
 
 /// The ids of the runtimes built by [`build`]. Entries are never removed:
