@@ -186,6 +186,29 @@ fn record_of(id: tokio::task::Id) -> Option<Arc<TaskRecord>> {
 
 /// Installs leakcheck's task hooks on `builder`, chained with `user`'s.
 /// `runtime` is filled in with the runtime's id once it is built.
+/// Sets only the user's hooks: what a build without the `track` feature
+/// does, where leakcheck registers nothing.
+pub(crate) fn install_users_only(builder: &mut Builder, user: Hooks) {
+    let Hooks {
+        spawn,
+        terminate,
+        before_poll,
+        after_poll,
+    } = user;
+    if let Some(f) = spawn {
+        builder.on_task_spawn(move |meta| f(meta));
+    }
+    if let Some(f) = terminate {
+        builder.on_task_terminate(move |meta| f(meta));
+    }
+    if let Some(f) = before_poll {
+        builder.on_before_task_poll(move |meta| f(meta));
+    }
+    if let Some(f) = after_poll {
+        builder.on_after_task_poll(move |meta| f(meta));
+    }
+}
+
 pub(crate) fn install(
     builder: &mut Builder,
     user: Hooks,

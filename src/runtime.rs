@@ -233,7 +233,14 @@ impl HasHandle for LocalRuntime {
 #[cfg(tokio_unstable)]
 #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
 pub fn build_with(builder: &mut Builder, hooks: Hooks) -> io::Result<Runtime> {
-    build_hooked(builder, hooks)
+    // Without the `track` feature nothing is registered: the user's hooks
+    // are set, and the runtime is otherwise tokio's.
+    if cfg!(feature = "track") {
+        build_hooked(builder, hooks)
+    } else {
+        crate::hooks::install_users_only(builder, hooks);
+        builder.build()
+    }
 }
 
 #[cfg(tokio_unstable)]
@@ -327,7 +334,7 @@ fn adopt(handle: &Handle, test: &Arc<str>) -> bool {
         .entry(handle.id())
         .or_insert_with(|| User::Test(test.clone()));
     match user {
-        User::Test(first) if **first == **test => true,
+        User::Test(first) if first.as_ref() == test.as_ref() => true,
         User::Test(_) => {
             *user = User::Shared;
             false
@@ -428,5 +435,32 @@ impl Probe {
     /// ([`crate::settle::reread`]) rather than concluded from one read.
     pub(crate) fn settle(&self, deadline: Option<Instant>) -> usize {
         crate::settle::reread(deadline, || self.untracked_now(), |n| *n == 0)
+    }
+}
+
+#[cfg(all(test, tokio_unstable, not(feature = "track")))]
+mod without_tracking {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use crate::registry::Registry;
+
+    #[test]
+    fn build_with_keeps_the_users_hooks_and_registers_nothing() {
+        let spawned = Arc::new(AtomicUsize::new(0));
+        let counter = spawned.clone();
+        let hooks = super::Hooks::new().on_task_spawn(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        let runtime =
+            super::build_with(&mut tokio::runtime::Builder::new_current_thread(), hooks).unwrap();
+        let stuck = runtime.spawn(std::future::pending::<()>());
+        runtime.block_on(tokio::task::yield_now());
+        assert_eq!(spawned.load(Ordering::Relaxed), 1, "the user's hook ran");
+        assert!(
+            Registry::global().all_records().is_empty(),
+            "nothing registered"
+        );
+        stuck.abort();
     }
 }

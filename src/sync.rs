@@ -5,7 +5,8 @@
 //! versions without touching the registry's logic.
 //!
 //! What loom swaps is what carries the registry's protocol: the shard locks,
-//! the waiter count, the epoch lock and its condvar. `Arc` and
+//! the waiter count, the epoch lock and its condvar, and a task's activity
+//! word (what "can never finish" is read from). `Arc` and
 //! `Weak` stay std's in both builds: their reference counts are not part of
 //! that protocol, loom's `Arc` has no `Weak` nor the raw-pointer API the
 //! counting waker needs, and records must still format and compare their
@@ -15,13 +16,13 @@
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicUsize, Ordering},
+    atomic::{AtomicU32, AtomicUsize, Ordering},
     Condvar, Mutex, MutexGuard,
 };
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicUsize, Ordering},
+    atomic::{AtomicU32, AtomicUsize, Ordering},
     Condvar, Mutex, MutexGuard,
 };
 

@@ -1,7 +1,23 @@
 //! `TaskState`: what a task is doing, tracked on every poll, and the
 //! `Condition` a report reads from it ("can never finish", "waiting", ...).
+//!
+//! # One word for the proof
+//!
+//! "Can never finish" claims that nothing can ever wake the task: it has
+//! been polled, it is not inside a poll, no wake is pending, and no clone of
+//! its waker exists. The four facts live in one atomic word
+//! ([`Activity`]), so a report reads them at one instant. Kept apart, a
+//! report could read "not woken" just before a wake by value and "no
+//! waker" just after the same wake gave its clone back, and call a woken
+//! task stuck; or read "not busy" from the end of a poll and a waker count
+//! from before that poll cloned its waker. In one word every change is a
+//! single step in that word's order: a wake by value sets `WOKEN` before it
+//! gives back its clone, and a poll sets `BUSY` before it clears `WOKEN`, so
+//! no read can fall between them. `loom_model` below checks it.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::sync::AtomicU32;
 use std::task::Waker;
 use std::time::Duration;
 
@@ -27,13 +43,8 @@ pub(crate) struct TaskState {
     polls: AtomicU32,
     /// The OS thread running a blocking task or thread (Linux), 0 if unknown.
     tid: AtomicU32,
-    /// Live clones of our waker that the future (or resources it registered
-    /// with) hold.
-    pub(crate) wakers: AtomicU32,
-    /// Set by our waker, cleared when a poll starts: woken, not yet polled.
-    pub(crate) woken: AtomicBool,
-    /// Inside `poll` (or running its closure) right now.
-    busy: AtomicBool,
+    /// Polled yet, inside a poll, woken, and live waker clones: one word.
+    pub(crate) activity: Activity,
     /// Whether the side table holds this task's tokio ids.
     has_ids: AtomicBool,
     /// The task's kind. It never changes.
@@ -53,9 +64,7 @@ impl TaskState {
             last_poll: AtomicU64::new(0),
             polls: AtomicU32::new(0),
             tid: AtomicU32::new(0),
-            wakers: AtomicU32::new(0),
-            woken: AtomicBool::new(false),
-            busy: AtomicBool::new(false),
+            activity: Activity::new(),
             has_ids: AtomicBool::new(false),
             kind,
             runtime_waker: AtomicWaker::new(),
@@ -75,7 +84,6 @@ impl TaskState {
         // one thread at a time), so a load and a store do: no RMW.
         let polls = self.polls.load(Ordering::Relaxed);
         self.runtime_waker.register(runtime_waker);
-        self.woken.store(false, Ordering::Relaxed);
         self.started(polls);
         polls == 0
     }
@@ -85,14 +93,14 @@ impl TaskState {
     fn started(&self, polls: u32) {
         self.last_poll
             .store(Stamp::now().encode(), Ordering::Relaxed);
-        self.busy.store(true, Ordering::Relaxed);
         self.polls.store(polls.saturating_add(1), Ordering::Relaxed);
+        self.activity.poll_begin();
     }
 
     /// The poll returned.
     #[inline]
     pub(crate) fn poll_end(&self) {
-        self.busy.store(false, Ordering::Relaxed);
+        self.activity.poll_end();
     }
 
     /// A blocking task's or thread's closure starts on this thread.
@@ -137,26 +145,29 @@ impl TaskState {
 
     /// What the task is doing at `now`, for an async task.
     pub(crate) fn condition(&self, now: Stamp) -> Condition {
-        let polls = u64::from(self.polls.load(Ordering::Relaxed));
+        // The verdict comes from one read of one word; the counts and times
+        // beside it only describe it.
+        let seen = self.activity.read();
+        let polls = u64::from(self.polls.load(Ordering::Relaxed)).max(1);
         let last = Stamp::decode(self.last_poll.load(Ordering::Relaxed));
         let since = |at: Option<Stamp>| at.map_or(Duration::ZERO, |at| now.since(at));
-        if self.busy.load(Ordering::Relaxed) {
+        if seen.busy {
             return Condition::Busy { for_: since(last) };
         }
-        if polls == 0 {
+        if !seen.polled {
             return Condition::NotYetPolled;
         }
         let last = since(last);
-        if self.woken.load(Ordering::Relaxed) {
+        if seen.woken {
             return Condition::Runnable { polls, last };
         }
-        match self.wakers.load(Ordering::Relaxed) {
-            0 => Condition::CanNeverFinish { polls, last },
-            wakers => Condition::Waiting {
-                wakers: wakers as usize,
-                polls,
-                last,
-            },
+        if seen.can_never_finish() {
+            return Condition::CanNeverFinish { polls, last };
+        }
+        Condition::Waiting {
+            wakers: seen.wakers as usize,
+            polls,
+            last,
         }
     }
 
@@ -180,6 +191,99 @@ impl TaskState {
                 for_: now.since(started),
                 kernel: crate::os_thread::kernel_state(self.tid.load(Ordering::Relaxed)),
             },
+        }
+    }
+}
+
+/// Whether a task has been polled, is inside a poll, has a wake pending,
+/// and how many clones of its waker are alive, in one atomic word (see the
+/// [module docs](self)).
+///
+/// Only the polling thread sets and clears `BUSY`, sets `POLLED` and clears
+/// `WOKEN`; any thread may set `WOKEN` and move the count. So the poller
+/// knows the bits it owns without a compare-and-swap, and every change is
+/// one read-modify-write.
+pub(crate) struct Activity(AtomicU32);
+
+/// Inside `poll` (or running its closure) right now.
+const BUSY: u32 = 1 << 31;
+/// Woken since its last poll started.
+const WOKEN: u32 = 1 << 30;
+/// Polled (or started) at least once.
+const POLLED: u32 = 1 << 29;
+/// The low bits: live waker clones.
+const WAKERS: u32 = POLLED - 1;
+
+/// One read of an [`Activity`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub(crate) busy: bool,
+    pub(crate) woken: bool,
+    pub(crate) polled: bool,
+    pub(crate) wakers: u32,
+}
+
+impl Seen {
+    /// Nothing can ever wake the task: polled, not polling, not woken, no
+    /// waker alive.
+    pub(crate) fn can_never_finish(self) -> bool {
+        self.polled && !self.busy && !self.woken && self.wakers == 0
+    }
+}
+
+impl Activity {
+    pub(crate) fn new() -> Activity {
+        Activity(AtomicU32::new(0))
+    }
+
+    /// A poll starts: busy, polled, and any wake so far is consumed.
+    ///
+    /// `BUSY` and `POLLED` are the poller's, so it knows whether to add
+    /// them; `WOKEN` can only be cleared here, so if it was seen set it is
+    /// still set and subtracting it is exact. A wake that lands between the
+    /// read and the add is kept: the runtime was woken too and polls again.
+    #[inline]
+    pub(crate) fn poll_begin(&self) {
+        let before = self.0.load(Ordering::Relaxed);
+        let mut delta = BUSY.wrapping_sub(if before & WOKEN != 0 { WOKEN } else { 0 });
+        if before & POLLED == 0 {
+            delta = delta.wrapping_add(POLLED);
+        }
+        // Release: a report that reads the result also sees the poll's
+        // stamps written before it.
+        self.0.fetch_add(delta, Ordering::Release);
+    }
+
+    /// The poll returned.
+    #[inline]
+    pub(crate) fn poll_end(&self) {
+        self.0.fetch_sub(BUSY, Ordering::Release);
+    }
+
+    /// A clone of the waker was made.
+    pub(crate) fn cloned(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A clone of the waker was dropped (or consumed by a wake, after
+    /// [`Activity::woken`]).
+    pub(crate) fn dropped(&self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+
+    /// The waker was woken.
+    pub(crate) fn woken(&self) {
+        self.0.fetch_or(WOKEN, Ordering::Release);
+    }
+
+    /// The four facts, at one instant.
+    pub(crate) fn read(&self) -> Seen {
+        let word = self.0.load(Ordering::Acquire);
+        Seen {
+            busy: word & BUSY != 0,
+            woken: word & WOKEN != 0,
+            polled: word & POLLED != 0,
+            wakers: word & WAKERS,
         }
     }
 }
@@ -227,5 +331,140 @@ impl Condition {
             Condition::Running { .. } => "running",
             Condition::NotStarted => "not started",
         }
+    }
+}
+
+/// Every interleaving of a wake, or a poll, against a report's read, with
+/// loom (`.ci/run` runs it): none reads "can never finish" while a wake is
+/// pending or a waker is alive.
+#[cfg(all(test, loom))]
+mod loom_model {
+    use super::Activity;
+    use loom::thread;
+    use std::sync::Arc;
+
+    /// Polled once, parked, its one waker clone held by another thread.
+    fn parked_with_one_waker() -> Arc<Activity> {
+        let activity = Arc::new(Activity::new());
+        activity.poll_begin();
+        activity.cloned();
+        activity.poll_end();
+        activity
+    }
+
+    #[test]
+    fn a_wake_by_value_is_never_read_as_can_never_finish() {
+        loom::model(|| {
+            let activity = parked_with_one_waker();
+            let held = activity.clone();
+            // What `wake` does: wake by reference, then give the clone back.
+            let waker = thread::spawn(move || {
+                held.woken();
+                held.dropped();
+            });
+            assert!(!activity.read().can_never_finish());
+            waker.join().unwrap();
+            assert!(!activity.read().can_never_finish(), "woken: runnable");
+        });
+    }
+
+    #[test]
+    fn a_poll_that_keeps_its_waker_is_never_read_as_can_never_finish() {
+        loom::model(|| {
+            // Woken, with no clone left: a worker is about to poll it.
+            let activity = parked_with_one_waker();
+            activity.woken();
+            activity.dropped();
+            let polled = activity.clone();
+            let worker = thread::spawn(move || {
+                polled.poll_begin();
+                polled.cloned(); // the future registers its waker again
+                polled.poll_end();
+            });
+            assert!(!activity.read().can_never_finish());
+            worker.join().unwrap();
+            assert!(!activity.read().can_never_finish(), "one waker: waiting");
+        });
+    }
+
+    #[test]
+    fn a_dropped_last_waker_is_read_as_can_never_finish() {
+        // The other side: the proof is made when it holds.
+        loom::model(|| {
+            let activity = parked_with_one_waker();
+            let held = activity.clone();
+            thread::spawn(move || held.dropped()).join().unwrap();
+            assert!(activity.read().can_never_finish());
+        });
+    }
+}
+
+#[cfg(all(test, feature = "track", not(loom)))]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Waker};
+
+    use super::Condition;
+    use crate::clock::Stamp;
+
+    /// Pending forever, leaving its waker in `slot` on every poll.
+    struct Parks(Arc<Mutex<Option<Waker>>>);
+
+    impl Future for Parks {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            *self.0.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// A task that is woken by value over and over, from another thread,
+    /// on a multi-thread runtime, while this thread reads its condition as
+    /// fast as it can: at every instant it holds a waker or has a wake
+    /// pending, so no read may say it can never finish.
+    #[test]
+    fn a_task_woken_during_the_check_is_never_called_stuck() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let slot = Arc::new(Mutex::new(None::<Waker>));
+        let tracked = crate::track(Parks(slot.clone()));
+        let record = tracked.record().expect("tracked").clone();
+        let task = runtime.spawn(tracked);
+        let stop = Arc::new(AtomicBool::new(false));
+        let waker_stop = stop.clone();
+        let waker_slot = slot.clone();
+        let wakes = std::thread::spawn(move || {
+            let mut wakes = 0u64;
+            while !waker_stop.load(Ordering::Relaxed) {
+                let taken = waker_slot.lock().unwrap().take();
+                if let Some(waker) = taken {
+                    waker.wake(); // by value: the clone goes as the wake lands
+                    wakes += 1;
+                }
+            }
+            wakes
+        });
+        let mut reads = 0u64;
+        while reads < 200_000 {
+            let condition = record.state.condition(Stamp::now());
+            assert!(
+                !matches!(condition, Condition::CanNeverFinish { .. }),
+                "read {reads}: a task with a wake in flight was called stuck"
+            );
+            reads += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let wakes = wakes.join().unwrap();
+        task.abort();
+        drop(runtime);
+        assert!(
+            wakes > 0,
+            "the task was never woken: the test proved nothing"
+        );
     }
 }

@@ -11,7 +11,6 @@
 #![allow(unsafe_code)]
 
 use std::mem::ManuallyDrop;
-use std::sync::atomic::Ordering;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use crate::record::TaskRecord;
@@ -46,7 +45,7 @@ unsafe fn clone(data: *const ()) -> RawWaker {
     // `drop_waker` or `wake`.
     unsafe {
         Arc::increment_strong_count(record);
-        (*record).state.wakers.fetch_add(1, Ordering::Relaxed);
+        (*record).state.activity.cloned();
     }
     RawWaker::new(data, &VTABLE)
 }
@@ -71,7 +70,9 @@ unsafe fn wake_by_ref(data: *const ()) {
     // SAFETY: the record is alive for the duration of this call (see above),
     // and only shared access to its atomics is needed.
     let record = unsafe { &*data.cast::<TaskRecord>() };
-    record.state.woken.store(true, Ordering::Relaxed);
+    // Before a wake by value gives its clone back (`wake`), so no read of
+    // the activity word sees the clone gone and the wake not yet made.
+    record.state.activity.woken();
     record.state.runtime_waker.wake();
 }
 
@@ -84,7 +85,7 @@ unsafe fn drop_waker(data: *const ()) {
     // the counter happens before the count is released, so the record is
     // still alive for it.
     unsafe {
-        (*record).state.wakers.fetch_sub(1, Ordering::Relaxed);
+        (*record).state.activity.dropped();
         Arc::decrement_strong_count(record);
     }
 }
@@ -93,7 +94,6 @@ unsafe fn drop_waker(data: *const ()) {
 mod tests {
     use std::future::Future;
     use std::pin::Pin;
-    use std::sync::atomic::Ordering;
     use std::sync::{Arc as StdArc, Mutex};
     use std::task::{Context, Poll, Waker};
 
@@ -182,7 +182,7 @@ mod tests {
     }
 
     fn wakers(record: &TaskRecord) -> u32 {
-        record.state.wakers.load(Ordering::Relaxed)
+        record.state.activity.read().wakers
     }
 
     #[test]
@@ -208,11 +208,11 @@ mod tests {
         assert!(!mock.is_woken());
         slot.lock().unwrap()[0].wake_by_ref();
         assert!(mock.is_woken());
-        assert!(record.state.woken.load(Ordering::Relaxed));
+        assert!(record.state.activity.read().woken);
         assert_eq!(wakers(&record), 1, "wake_by_ref keeps the waker");
         // Polling again clears the flag.
         assert!(mock.poll().is_pending());
-        assert!(!record.state.woken.load(Ordering::Relaxed));
+        assert!(!record.state.activity.read().woken);
     }
 
     #[test]
