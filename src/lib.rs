@@ -144,6 +144,20 @@
 //! The deadline is wall-clock time, so a paused tokio clock neither stops
 //! it nor is advanced by it.
 //!
+//! A failing test doesn't wait it out either when waiting can't help:
+//! once every task of the scope that could still act provably *can never
+//! finish* (each a future leakcheck wraps, polled, not woken, with no clone
+//! of its waker left), nothing in the scope can run to its end or abort
+//! another, and the check reports after a short grace instead (a tenth of
+//! the settle period, at most 100 ms, time for an abort already asked for
+//! to land). "Every task" includes forgiven tasks and the caller's
+//! ancestors, which may still abort a survivor, and the check keeps waiting
+//! while a blocking task or thread runs, a task holds a waker or is woken,
+//! a task seen only through tokio's hooks lives, or tasks that leakcheck
+//! didn't spawn are alive on the runtime it counts. Such a report says
+//! "... can never finish, so the check stopped waiting after ...". Threads outside
+//! leakcheck are not considered.
+//!
 //! # Check before the runtime shuts down
 //!
 //! A task ends, for leakcheck, when its future completes or is dropped.

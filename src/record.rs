@@ -123,6 +123,14 @@ impl TaskRecord {
     }
 
     /// This record and its ancestors, nearest first.
+    /// Whether this task provably can never finish: a future leakcheck
+    /// wraps (so its wakers are counted) that nothing can wake again
+    /// (`task_state`'s module docs).
+    pub(crate) fn can_never_finish(&self) -> bool {
+        let kind = self.kind();
+        kind.is_async() && kind != Kind::Untracked && self.state.activity.read().can_never_finish()
+    }
+
     pub(crate) fn lineage(&self) -> impl Iterator<Item = &TaskRecord> {
         std::iter::successors(Some(self), |r| r.parent.as_deref())
     }

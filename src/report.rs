@@ -32,7 +32,7 @@ use crate::task_state::Condition;
 /// assert_eq!(leak.name(), Some("ticker"));
 /// assert_eq!(leak.kind(), leakcheck::Kind::Task);
 /// assert!(leak.spawned_at().file().ends_with(".rs"));
-/// assert!(leak.age() > Duration::ZERO);
+/// assert!(leak.age() < Duration::from_secs(60));
 /// # }
 /// ```
 #[derive(Clone)]
@@ -229,6 +229,9 @@ pub struct Report {
     /// in its `block_on` (`crate::runtime`'s rule), not because leakcheck
     /// built it.
     adopted_runtime: bool,
+    /// The check gave its verdict without waiting out the settle period:
+    /// nothing that could end a survivor could ever run again.
+    final_at_once: bool,
     /// OS threads nobody tracked (whole-binary check, Linux).
     stray: Vec<crate::stray_threads::StrayThread>,
 }
@@ -266,6 +269,7 @@ impl Report {
             traces: TraceStatus::Unavailable,
             untracked: 0,
             adopted_runtime: false,
+            final_at_once: false,
             stray: Vec::new(),
         }
     }
@@ -281,6 +285,12 @@ impl Report {
         stray: Vec<crate::stray_threads::StrayThread>,
     ) -> Report {
         self.stray = stray;
+        self
+    }
+
+    /// The verdict came at once: every survivor can never finish.
+    pub(crate) fn final_at_once(mut self, yes: bool) -> Report {
+        self.final_at_once = yes;
         self
     }
 
@@ -414,11 +424,24 @@ impl fmt::Display for Report {
         } else {
             "them"
         };
-        writeln!(
-            f,
-            "leakcheck: {what} outlived {owner}: still running after waiting {} for {them} to end",
-            HumanDuration(self.waited)
-        )?;
+        if self.final_at_once {
+            let none = if them == "it" {
+                "it can never finish"
+            } else {
+                "none of them can ever finish"
+            };
+            writeln!(
+                f,
+                "leakcheck: {what} outlived {owner}: {none}, so the check stopped waiting after {}",
+                HumanDuration(self.waited)
+            )?;
+        } else {
+            writeln!(
+                f,
+                "leakcheck: {what} outlived {owner}: still running after waiting {} for {them} to end",
+                HumanDuration(self.waited)
+            )?;
+        }
         for group in groups(&self.leaks, by_owner) {
             writeln!(f)?;
             write!(f, "{group}")?;

@@ -400,7 +400,7 @@ impl Probe {
     /// caller's own task. Blocking tasks, the check's own included, are not
     /// in tokio's count: `spawn_blocking` makes tasks that the runtime's
     /// owned-task list never holds.
-    fn untracked_now(&self) -> usize {
+    pub(crate) fn untracked_now(&self) -> usize {
         let alive = self.handle.metrics().num_alive_tasks();
         if alive == 0 {
             return 0;

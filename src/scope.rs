@@ -7,11 +7,11 @@ use std::cell::Cell;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::AtomicUsize as StaticCounter;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::record::TaskRecord;
 use crate::shelf::Shelf;
-use crate::sync::{lock, Arc, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{fence, lock, Arc, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// Where a record sits in its scope's storage: shard and shelf key.
 ///
@@ -182,6 +182,19 @@ impl Scope {
         }
     }
 
+    /// A task of this scope can never finish now (its last waker went, or
+    /// its poll ended with none): a settling check re-reads, since its
+    /// verdict may be final. The fence pairs with the one in
+    /// [`Scope::settle`]: either this sees the waiter, or the waiter's
+    /// listing sees the task stuck.
+    pub(crate) fn nudge(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            *lock(&self.epoch) += 1;
+            self.changed.notify_all();
+        }
+    }
+
     /// The live records for which `keep` is true.
     ///
     /// Each shard is read under its lock, so a record shows up at most once
@@ -217,26 +230,46 @@ impl Scope {
     }
 
     /// Waits until `deadline` for the set of survivors that `survivors`
-    /// computes to become empty; returns what is left.
+    /// lists to become empty; returns what is left.
     ///
-    /// Event-driven: re-evaluates only when a record of this scope ends (or
-    /// at the deadline), never on a polling interval. `None` waits forever.
+    /// Once a listing is [`Listing::hopeless`], the wait is cut to `grace`
+    /// from then: an abort already asked for (by a parent that then ended,
+    /// or by the test just before its check) reaches the task only when its
+    /// runtime gets to it, and nothing tells leakcheck it is on its way.
+    ///
+    /// Event-driven: re-evaluates only when a record of this scope ends or
+    /// one can never finish any more (or at the deadline), never on a
+    /// polling interval. `None` waits forever.
     pub(crate) fn settle(
         &self,
         deadline: Option<Instant>,
-        mut survivors: impl FnMut(&Scope) -> Vec<Arc<TaskRecord>>,
-    ) -> Vec<Arc<TaskRecord>> {
+        grace: Duration,
+        mut survivors: impl FnMut(&Scope) -> Listing,
+    ) -> Listing {
         // Announce the waiter before reading any state (see `remove`).
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst); // see `nudge`
         let _done = DecrementOnDrop(&self.waiters);
+        let mut hopeless_since = None;
         loop {
             let seen = *lock(&self.epoch);
-            let left = survivors(self);
-            if left.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
-                return left;
+            let listing = survivors(self);
+            let now = Instant::now();
+            if listing.left.is_empty() || deadline.is_some_and(|d| now >= d) {
+                return listing;
             }
-            drop(left);
-            self.wait_for_change(seen, deadline);
+            let until = if listing.hopeless {
+                let cut = hopeless_since.get_or_insert(now).checked_add(grace);
+                if cut.is_some_and(|cut| now >= cut) {
+                    return listing;
+                }
+                [deadline, cut].into_iter().flatten().min()
+            } else {
+                hopeless_since = None;
+                deadline
+            };
+            drop(listing);
+            self.wait_for_change(seen, until);
         }
     }
 
@@ -264,6 +297,24 @@ impl Scope {
     }
 }
 
+/// One listing of a scope's survivors while it settles.
+pub(crate) struct Listing {
+    pub(crate) left: Vec<Arc<TaskRecord>>,
+    /// Waiting longer can't change the verdict: stop now.
+    pub(crate) hopeless: bool,
+}
+
+#[cfg(all(test, loom))]
+impl Listing {
+    /// Survivors that may still end: wait for them.
+    pub(crate) fn waiting(left: Vec<Arc<TaskRecord>>) -> Listing {
+        Listing {
+            left,
+            hopeless: false,
+        }
+    }
+}
+
 struct DecrementOnDrop<'a>(&'a AtomicUsize);
 
 impl Drop for DecrementOnDrop<'_> {
@@ -279,10 +330,11 @@ impl Drop for DecrementOnDrop<'_> {
 /// because the settling thread waits without a deadline.
 #[cfg(all(test, loom))]
 mod loom_model {
-    use super::{Scope, ScopeName};
+    use super::{Listing, Scope, ScopeName};
     use crate::record::Registration;
     use crate::sync::{Arc, Ordering};
     use loom::thread;
+    use std::time::Duration;
 
     fn scope() -> Arc<Scope> {
         Scope::standalone(ScopeName::Process, 2)
@@ -304,7 +356,9 @@ mod loom_model {
 
     /// Settles with no deadline: returns only once nothing is left.
     fn settle_all(scope: &Scope) {
-        let left = scope.settle(None, |s| s.snapshot(|_| true));
+        let left = scope
+            .settle(None, |s| Listing::waiting(s.snapshot(|_| true)))
+            .left;
         assert!(left.is_empty());
     }
 

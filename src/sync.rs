@@ -16,13 +16,13 @@
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicU32, AtomicUsize, Ordering},
+    atomic::{fence, AtomicU32, AtomicUsize, Ordering},
     Condvar, Mutex, MutexGuard,
 };
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicU32, AtomicUsize, Ordering},
+    atomic::{fence, AtomicU32, AtomicUsize, Ordering},
     Condvar, Mutex, MutexGuard,
 };
 

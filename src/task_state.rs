@@ -97,10 +97,11 @@ impl TaskState {
         self.activity.poll_begin();
     }
 
-    /// The poll returned.
+    /// The poll returned; true when the task can never finish now.
     #[inline]
-    pub(crate) fn poll_end(&self) {
-        self.activity.poll_end();
+    #[must_use]
+    pub(crate) fn poll_end(&self) -> bool {
+        self.activity.poll_end()
     }
 
     /// A blocking task's or thread's closure starts on this thread.
@@ -254,10 +255,14 @@ impl Activity {
         self.0.fetch_add(delta, Ordering::Release);
     }
 
-    /// The poll returned.
+    /// The poll returned. True when that left the task unable to ever
+    /// finish (see [`Seen::can_never_finish`]), which a settling check
+    /// wants to hear of.
     #[inline]
-    pub(crate) fn poll_end(&self) {
-        self.0.fetch_sub(BUSY, Ordering::Release);
+    #[must_use]
+    pub(crate) fn poll_end(&self) -> bool {
+        let before = self.0.fetch_sub(BUSY, Ordering::Release);
+        before.wrapping_sub(BUSY) == POLLED
     }
 
     /// A clone of the waker was made.
@@ -266,9 +271,12 @@ impl Activity {
     }
 
     /// A clone of the waker was dropped (or consumed by a wake, after
-    /// [`Activity::woken`]).
-    pub(crate) fn dropped(&self) {
-        self.0.fetch_sub(1, Ordering::Release);
+    /// [`Activity::woken`]). True when it was the last thing that could
+    /// wake the task, as for [`Activity::poll_end`].
+    #[must_use]
+    pub(crate) fn dropped(&self) -> bool {
+        let before = self.0.fetch_sub(1, Ordering::Release);
+        before.wrapping_sub(1) == POLLED
     }
 
     /// The waker was woken.
@@ -348,7 +356,7 @@ mod loom_model {
         let activity = Arc::new(Activity::new());
         activity.poll_begin();
         activity.cloned();
-        activity.poll_end();
+        let _ = activity.poll_end();
         activity
     }
 
@@ -360,7 +368,7 @@ mod loom_model {
             // What `wake` does: wake by reference, then give the clone back.
             let waker = thread::spawn(move || {
                 held.woken();
-                held.dropped();
+                let _ = held.dropped();
             });
             assert!(!activity.read().can_never_finish());
             waker.join().unwrap();
@@ -374,12 +382,12 @@ mod loom_model {
             // Woken, with no clone left: a worker is about to poll it.
             let activity = parked_with_one_waker();
             activity.woken();
-            activity.dropped();
+            let _ = activity.dropped();
             let polled = activity.clone();
             let worker = thread::spawn(move || {
                 polled.poll_begin();
                 polled.cloned(); // the future registers its waker again
-                polled.poll_end();
+                let _ = polled.poll_end();
             });
             assert!(!activity.read().can_never_finish());
             worker.join().unwrap();
@@ -393,7 +401,8 @@ mod loom_model {
         loom::model(|| {
             let activity = parked_with_one_waker();
             let held = activity.clone();
-            thread::spawn(move || held.dropped()).join().unwrap();
+            let stuck = thread::spawn(move || held.dropped()).join().unwrap();
+            assert!(stuck, "the drop says so, for a waiting check");
             assert!(activity.read().can_never_finish());
         });
     }

@@ -121,7 +121,9 @@ impl<F: Future> Future for Tracked<F> {
                 this.future.poll(&mut counted)
             };
             if let Some(record) = this.registration.get() {
-                record.state.poll_end();
+                if record.state.poll_end() {
+                    record.scope.nudge();
+                }
             }
             if output.is_ready() {
                 // Ended now, not when the runtime gets round to dropping us.

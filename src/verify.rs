@@ -4,7 +4,7 @@
 //! blocking pool. The whole-binary check ([`check_test_binary`]) settles
 //! every scope the same way, one after another.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::clock::Stamp;
 
@@ -17,7 +17,7 @@ use crate::record::TaskRecord;
 use crate::registry::Registry;
 use crate::report::{Checked, Leak, Report};
 use crate::runtime::Probe;
-use crate::scope::Scope;
+use crate::scope::{Listing, Scope};
 use crate::stray_threads::runs_alone;
 use crate::sync::Arc;
 
@@ -142,7 +142,16 @@ fn would_stall_runtime() -> bool {
 fn settle(options: &Options, target: &Target) -> Result<(), Report> {
     let start = Instant::now();
     let deadline = start.checked_add(options.settle_period());
-    let survivors = survivors(&target.scope, deadline, options, &target.callers);
+    let Listing {
+        left: survivors,
+        hopeless: at_once,
+    } = survivors(
+        &target.scope,
+        deadline,
+        options,
+        &target.callers,
+        target.runtime.as_ref(),
+    );
     // Read after the scope settled: tracked survivors are known tasks, so
     // only what leakcheck never saw is left in the count.
     let untracked = target
@@ -159,7 +168,10 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
         Vec::new()
     };
     let checked = Checked::Scope(target.scope.name().clone());
+    // Threads nobody tracked were waited for all the same.
+    let at_once = at_once && stray.is_empty();
     verdict(checked, start, survivors, (untracked, adopted), stray)
+        .map_err(|report| report.final_at_once(at_once))
 }
 
 /// Checks every scope in the process (every test's, every thread's and the
@@ -192,7 +204,7 @@ pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
             break;
         }
         for scope in &unchecked {
-            left.extend(survivors(scope, deadline, options, &callers));
+            left.extend(survivors(scope, deadline, options, &callers, None).left);
         }
         checked.extend(unchecked);
     }
@@ -230,23 +242,45 @@ fn verdict(
     }
 }
 
-/// What is left of `scope` at `deadline` (or as soon as nothing is): its
-/// live records minus the callers and whatever `options` forgives.
+/// What is left of `scope` at `deadline`, or as soon as nothing is, or as
+/// soon as waiting can't change the verdict: its live records minus the
+/// callers and whatever `options` forgives.
+///
+/// The listing is hopeless when the crate docs' rule for failing fast
+/// ("The settle period") holds: every live record but the calling task
+/// itself (which waits for this check) can never finish, and no task that
+/// leakcheck didn't spawn is alive on the runtime the check counts.
 fn survivors(
     scope: &Scope,
     deadline: Option<Instant>,
     options: &Options,
     callers: &[u64],
-) -> Vec<Arc<TaskRecord>> {
-    scope.settle(deadline, |scope| {
+    runtime: Option<&Probe>,
+) -> Listing {
+    scope.settle(deadline, grace(options), |scope| {
         let now = Stamp::now();
-        let mut left = scope.snapshot(|record| {
-            !callers.contains(&record.id)
-                && !options.forgives(record, || Leak::new(record.clone(), now))
-        });
+        let live = scope.snapshot(|record| callers.first() != Some(&record.id));
+        let hopeless = !live.is_empty()
+            && live.iter().all(|record| record.can_never_finish())
+            && runtime.is_none_or(|probe| probe.untracked_now() == 0);
+        let mut left: Vec<_> = live
+            .into_iter()
+            .filter(|record| {
+                !callers.contains(&record.id)
+                    && !options.forgives(record, || Leak::new(record.clone(), now))
+            })
+            .collect();
         drop_twins(&mut left);
-        left
+        Listing { left, hopeless }
     })
+}
+
+/// How long a check still waits once every survivor can never finish: a
+/// tenth of the settle period, at most 100 ms. Time for an abort already
+/// asked for to reach its task (see [`Scope::settle`]); what is stuck for
+/// good is reported that much sooner than after the whole settle period.
+fn grace(options: &Options) -> Duration {
+    (options.settle_period() / 10).min(Duration::from_millis(100))
 }
 
 /// Removes the hooks' records of tasks that a tracked record already

@@ -85,7 +85,11 @@ unsafe fn drop_waker(data: *const ()) {
     // the counter happens before the count is released, so the record is
     // still alive for it.
     unsafe {
-        (*record).state.activity.dropped();
+        if (*record).state.activity.dropped() {
+            // Nothing can wake the task now: a check waiting on its scope
+            // may be able to give its verdict at once.
+            (*record).scope.nudge();
+        }
         Arc::decrement_strong_count(record);
     }
 }
