@@ -1,5 +1,6 @@
 //! What a check costs: passing with other scopes' tasks alive, the settle
-//! latency, and failing with its own survivors. `cargo bench --bench check`.
+//! latency, and failing with its own survivors.
+//! `cargo bench -p leakcheck-benches --bench check`.
 
 use std::time::Duration;
 

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 1; }
 
-bench=$(cargo bench --bench spawn --no-run --message-format=json 2>/dev/null |
+bench=$(cargo bench -p leakcheck-benches --bench spawn --no-run --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*spawn-[^"]*\)".*/\1/p' | tail -n 1)
 [ -x "$bench" ] || { echo "could not build benches/spawn.rs" >&2; exit 1; }
 

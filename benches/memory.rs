@@ -2,7 +2,7 @@
 //! tasks, plain tokio against leakcheck, for a trivial future and a
 //! 256-byte one. A counting global allocator measures every byte the run
 //! allocates.
-//! `cargo bench --bench memory` prints the table.
+//! `cargo bench -p leakcheck-benches --bench memory` prints the table.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};

@@ -1,6 +1,6 @@
 //! Tracking cost: each leakcheck spawner against the plain tokio/std call
-//! in the same run. `cargo bench --bench spawn`; figures in
-//! `benches/README.md`.
+//! in the same run. `cargo bench -p leakcheck-benches --bench spawn`;
+//! figures in `benches/README.md`.
 //!
 //! The sub-microsecond benchmarks take 1,000 samples: on a shared VM, wall
 //! clock drifts by tens of percent between runs of 100.

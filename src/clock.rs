@@ -3,16 +3,18 @@
 //! Every spawn and every poll stamps its task, so reading the clock sits on
 //! leakcheck's two hottest paths. `std::time::Instant::now` reads the
 //! precise monotonic clock, tens of nanoseconds on a VM; the kernel's coarse
-//! monotonic clock (`CLOCK_MONOTONIC_COARSE` on Linux, read through
-//! `coarsetime`) costs a few, and ticks every few milliseconds. A report
-//! that says a task was "alive 200ms" or "last polled 3s ago" needs no
-//! better, so stamps come from the coarse clock, and so does the "now"
-//! they are compared with.
+//! monotonic clock (`CLOCK_MONOTONIC_COARSE` on Linux, read through rustix,
+//! which the crate already uses there: a vDSO read, no system call) costs a
+//! few, and ticks every few milliseconds. A report that says a task was
+//! "alive 200ms" or "last polled 3s ago" needs no better, so stamps come
+//! from the coarse clock, and so does the "now" they are compared with.
+//! Elsewhere stamps come from `Instant`, counted from the first stamp the
+//! process takes.
 
 use std::time::Duration;
 
-/// A point in time on the coarse clock. Stamps only mean something
-/// compared with each other.
+/// A point in time on the coarse clock, in nanoseconds. Stamps only mean
+/// something compared with each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Stamp(u64);
 
@@ -20,16 +22,13 @@ impl Stamp {
     /// The coarse clock's reading now.
     #[inline]
     pub(crate) fn now() -> Stamp {
-        // Not `coarsetime::Instant::now`, which also stores the reading in
-        // a process-wide cache: a shared line every core would write to.
-        let ticks = coarsetime::Instant::now_without_cache_update().as_ticks();
         // 0 is kept for "never" in `Stamp::encode`'s slots.
-        Stamp(ticks.max(1))
+        Stamp(nanos().max(1))
     }
 
     /// How long after `earlier` this is (zero if it isn't after it).
     pub(crate) fn since(self, earlier: Stamp) -> Duration {
-        coarsetime::Duration::from_ticks(self.0.saturating_sub(earlier.0)).into()
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 
     /// The stamp as a word for an atomic slot; never 0.
@@ -41,6 +40,26 @@ impl Stamp {
     pub(crate) fn decode(word: u64) -> Option<Stamp> {
         (word != 0).then_some(Stamp(word))
     }
+}
+
+/// The kernel's coarse monotonic clock, in nanoseconds.
+#[cfg(target_os = "linux")]
+#[inline]
+fn nanos() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    // Never negative: the monotonic clock counts from boot.
+    (now.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(now.tv_nsec as u64)
+}
+
+/// `Instant`, counted from the process's first reading.
+#[cfg(not(target_os = "linux"))]
+#[inline]
+fn nanos() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

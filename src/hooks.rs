@@ -45,6 +45,7 @@ type Callback = Arc<dyn Fn(&TaskMeta<'_>) + Send + Sync>;
 ///         .unwrap();
 /// runtime.block_on(async { tokio::spawn(async {}).await.unwrap() });
 /// ```
+#[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
 #[derive(Default, Clone)]
 #[must_use = "hand the hooks to leakcheck::runtime::build_with"]
 pub struct Hooks {

@@ -1,10 +1,31 @@
 //! Make leaked tokio tasks and threads fail your tests.
 //!
 //! Spawn through leakcheck ([`spawn`], [`spawn_blocking`], [`spawn_local`],
-//! [`track`], [`Builder`], [`thread::spawn`]) and every task and thread is
-//! registered, attributed to the test that spawned it. At the end of a test,
-//! [`verify_none`] (or [`verify_none_async`] in async tests) waits for that
-//! test's tasks to end and panics with a report of the ones that don't:
+//! [`track`], [`Builder`], [`thread::spawn`]; the signatures of tokio's and
+//! std's) and every task and thread is registered, attributed to the test
+//! that spawned it. Then check each test:
+//!
+//! ```
+//! fn start_worker(mut jobs: tokio::sync::mpsc::Receiver<u32>) {
+//!     leakcheck::spawn(async move { while jobs.recv().await.is_some() {} });
+//! }
+//!
+//! // Like #[tokio::test] (same arguments), and checks before the runtime
+//! // shuts down: fails if the worker outlives the test.
+//! #[leakcheck::leak_check]
+//! async fn worker_stops_when_the_queue_closes() {
+//!     let (tx, rx) = tokio::sync::mpsc::channel(8);
+//!     start_worker(rx);
+//!     drop(tx); // without this line, the test fails with a report
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! [`leak_check`] also goes above `#[test]` and `#[tokio::test]`. By hand,
+//! [`verify_none`] (or [`verify_none_async`] in async code) at the end of a
+//! test waits for that test's tasks to end and panics with a report of the
+//! ones that don't; [`find`] and [`Options::find_async`] return the
+//! [`Report`] instead:
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -25,6 +46,26 @@
 //! options.verify_none_async().await;
 //! # }
 //! ```
+//!
+//! And [`verify_test_main!`] checks a whole test binary once its tests have
+//! run ([below](#the-whole-test-binary)).
+//!
+//! # Install
+//!
+//! When production code spawns through leakcheck, depend on it twice:
+//! `cargo add leakcheck --no-default-features` (the build you ship: every
+//! spawner is the plain tokio/std call) and `cargo add --dev leakcheck`
+//! (`cargo test` unifies the features, so tests track). When only tests use
+//! it, `cargo add --dev leakcheck` alone.
+//!
+//! | feature | default | what it does | needs | costs |
+//! |---|---|---|---|---|
+//! | `track` | on | registers each task and thread spawned through leakcheck; without it checks fail with "tracking is off" | nothing | in tests, about 0.1 µs a spawn, 50 ns a poll, 130 bytes a live task (the README's "What tracking costs"); off, nothing |
+//! | `taskdump` | off | await traces in reports, from tokio's task dumps | `--cfg tokio_unstable`, Linux on x86, x86_64 or aarch64 (elsewhere it does nothing); turns on tokio's `taskdump` | one bounded dump per failing check |
+//!
+//! The tokio features that [`leak_check`]'s arguments need are in its
+//! [arguments table](leak_check#arguments). Rust 1.85 or newer; raising it
+//! is a minor release, said in the CHANGELOG.
 //!
 //! # Who owns a task
 //!
@@ -150,6 +191,9 @@
 //! ```
 
 #![deny(missing_docs)]
+// On docs.rs (`--cfg docsrs`, nightly rustdoc): "Available on ..." badges on
+// the items that need `tokio_unstable`, a feature or a platform.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Denied, not forbidden. `unsafe` is allowed in three places only, each
 // with its reason there: the counting waker's RawWaker vtable (`waker`),
 // the one poll that lends it to the future (`Tracked::poll`, `tracked`),
@@ -283,9 +327,11 @@ pub use tracked::Tracked;
 /// # rstest
 ///
 /// Put `#[leak_check]` below `#[rstest]` (or above it: it moves itself below)
-/// and every case is checked on its own:
+/// and every case is checked on its own. (Not compiled here, so that
+/// leakcheck's tests don't build rstest; `macros/tests/rstest.rs` runs this
+/// shape and the others.)
 ///
-/// ```no_run
+/// ```ignore
 /// use rstest::rstest;
 ///
 /// #[rstest]

@@ -69,7 +69,12 @@ impl Leak {
     /// What sort of task or thread this is.
     ///
     /// ```
-    /// # let report = leakcheck::Report::example();
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// #     leakcheck::Builder::new().name("example").spawn(std::future::pending::<()>());
+    /// # });
+    /// # let options = leakcheck::Options::new().settle(std::time::Duration::ZERO);
+    /// # let report = options.find().unwrap_err();
     /// let kind: leakcheck::Kind = report.leaks()[0].kind();
     /// ```
     pub fn kind(&self) -> Kind {
@@ -80,7 +85,12 @@ impl Leak {
     /// [`thread::Builder::name`](crate::thread::Builder::name).
     ///
     /// ```
-    /// # let report = leakcheck::Report::example();
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// #     leakcheck::Builder::new().name("example").spawn(std::future::pending::<()>());
+    /// # });
+    /// # let options = leakcheck::Options::new().settle(std::time::Duration::ZERO);
+    /// # let report = options.find().unwrap_err();
     /// let name: Option<&str> = report.leaks()[0].name();
     /// ```
     pub fn name(&self) -> Option<&str> {
@@ -90,7 +100,12 @@ impl Leak {
     /// Where it was spawned: the caller of the spawning function.
     ///
     /// ```
-    /// # let report = leakcheck::Report::example();
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// #     leakcheck::Builder::new().name("example").spawn(std::future::pending::<()>());
+    /// # });
+    /// # let options = leakcheck::Options::new().settle(std::time::Duration::ZERO);
+    /// # let report = options.find().unwrap_err();
     /// let site = report.leaks()[0].spawned_at();
     /// println!("{}:{}", site.file(), site.line());
     /// ```
@@ -103,7 +118,12 @@ impl Leak {
     /// plain thread) spawned it.
     ///
     /// ```
-    /// # let report = leakcheck::Report::example();
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// #     leakcheck::Builder::new().name("example").spawn(std::future::pending::<()>());
+    /// # });
+    /// # let options = leakcheck::Options::new().settle(std::time::Duration::ZERO);
+    /// # let report = options.find().unwrap_err();
     /// // Forgive everything a connection pool spawned, at any depth:
     /// let from_pool = |leak: &leakcheck::Leak| {
     ///     leak.spawned_by().any(|(_, site)| site.file().ends_with("src/pool.rs"))
@@ -126,7 +146,12 @@ impl Leak {
     /// may show as alive 197 ms.
     ///
     /// ```
-    /// # let report = leakcheck::Report::example();
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// #     leakcheck::Builder::new().name("example").spawn(std::future::pending::<()>());
+    /// # });
+    /// # let options = leakcheck::Options::new().settle(std::time::Duration::ZERO);
+    /// # let report = options.find().unwrap_err();
     /// let age: std::time::Duration = report.leaks()[0].age();
     /// ```
     pub fn age(&self) -> Duration {
@@ -138,7 +163,12 @@ impl Leak {
     /// that belong to no test.
     ///
     /// ```
-    /// # let report = leakcheck::Report::example();
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// #     leakcheck::Builder::new().name("example").spawn(std::future::pending::<()>());
+    /// # });
+    /// # let options = leakcheck::Options::new().settle(std::time::Duration::ZERO);
+    /// # let report = options.find().unwrap_err();
     /// let test: Option<&str> = report.leaks()[0].test();
     /// ```
     pub fn test(&self) -> Option<&str> {
@@ -288,7 +318,12 @@ impl Report {
     /// Every survivor, one entry per task or thread (ungrouped).
     ///
     /// ```
-    /// # let report = leakcheck::Report::example();
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// #     leakcheck::Builder::new().name("example").spawn(std::future::pending::<()>());
+    /// # });
+    /// # let options = leakcheck::Options::new().settle(std::time::Duration::ZERO);
+    /// # let report = options.find().unwrap_err();
     /// for leak in report.leaks() {
     ///     println!("{} at {}", leak.kind(), leak.spawned_at());
     /// }
@@ -307,7 +342,12 @@ impl Report {
     /// [`Kind::Untracked`], and this is 0.
     ///
     /// ```
-    /// # let report = leakcheck::Report::example();
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// #     leakcheck::Builder::new().name("example").spawn(std::future::pending::<()>());
+    /// # });
+    /// # let options = leakcheck::Options::new().settle(std::time::Duration::ZERO);
+    /// # let report = options.find().unwrap_err();
     /// let hidden: usize = report.untracked_tasks();
     /// assert_eq!(hidden, 0);
     /// ```
@@ -324,29 +364,16 @@ impl Report {
     /// elsewhere and for per-test checks under `cargo test`.
     ///
     /// ```
-    /// # let report = leakcheck::Report::example();
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// #     leakcheck::Builder::new().name("example").spawn(std::future::pending::<()>());
+    /// # });
+    /// # let options = leakcheck::Options::new().settle(std::time::Duration::ZERO);
+    /// # let report = options.find().unwrap_err();
     /// assert!(report.stray_threads().is_empty());
     /// ```
     pub fn stray_threads(&self) -> Vec<&str> {
         self.stray.iter().map(|t| t.name.as_str()).collect()
-    }
-
-    /// A report with one leaked task, for examples in these docs.
-    #[doc(hidden)]
-    pub fn example() -> Report {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a current-thread runtime");
-        runtime.block_on(async {
-            crate::Builder::new()
-                .name("example")
-                .spawn(std::future::pending::<()>());
-        });
-        // The runtime is idle and not entered here, so a blocking check is fine.
-        crate::Options::new()
-            .settle(Duration::ZERO)
-            .find()
-            .expect_err("the example task is pending")
     }
 }
 
@@ -549,7 +576,12 @@ impl Report {
     /// returned.
     ///
     /// ```
-    /// # let report = leakcheck::Report::example();
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// #     leakcheck::Builder::new().name("example").spawn(std::future::pending::<()>());
+    /// # });
+    /// # let options = leakcheck::Options::new().settle(std::time::Duration::ZERO);
+    /// # let report = options.find().unwrap_err();
     /// let annotations = report.github_annotations();
     /// assert!(annotations.starts_with("::error file="));
     /// assert_eq!(annotations.lines().count(), 1);
@@ -895,9 +927,26 @@ mod tests {
         );
     }
 
+    /// A report with one leaked task.
+    fn example() -> Report {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime");
+        runtime.block_on(async {
+            crate::Builder::new()
+                .name("example")
+                .spawn(std::future::pending::<()>());
+        });
+        // The runtime is idle and not entered here, so a blocking check is fine.
+        crate::Options::new()
+            .settle(Duration::ZERO)
+            .find()
+            .expect_err("the example task is pending")
+    }
+
     #[test]
     fn annotations_are_added_on_github_actions_only() {
-        let report = Report::example();
+        let report = example();
         let plain = report.failure_message(false);
         assert_eq!(plain, report.to_string());
         assert!(!plain.contains("::error"), "{plain}");

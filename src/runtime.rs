@@ -231,6 +231,7 @@ impl HasHandle for LocalRuntime {
 /// assert_eq!(spawned.load(Ordering::Relaxed), 1);
 /// ```
 #[cfg(tokio_unstable)]
+#[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
 pub fn build_with(builder: &mut Builder, hooks: Hooks) -> io::Result<Runtime> {
     // Without the `track` feature nothing is registered: the user's hooks
     // are set, and the runtime is otherwise tokio's.
@@ -243,6 +244,7 @@ pub fn build_with(builder: &mut Builder, hooks: Hooks) -> io::Result<Runtime> {
 }
 
 #[cfg(tokio_unstable)]
+#[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
 pub use crate::hooks::Hooks;
 
 /// The ids of the runtimes built by [`build`]. Entries are never removed:

@@ -102,9 +102,50 @@ mod tests {
     use std::sync::{Arc as StdArc, Mutex};
     use std::task::{Context, Poll, Waker};
 
-    use tokio_test::task;
-
     use crate::record::TaskRecord;
+
+    /// Polls a future by hand with a waker that records whether it was woken
+    /// since the last poll (what tokio-test's mock task does, without the
+    /// dependency).
+    mod task {
+        use std::future::Future;
+        use std::pin::Pin;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        use std::task::{Context, Poll, Wake, Waker};
+
+        pub struct Mock<F> {
+            future: Pin<Box<F>>,
+            woken: Arc<Woken>,
+        }
+
+        struct Woken(AtomicBool);
+
+        impl Wake for Woken {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+
+        pub fn spawn<F: Future>(future: F) -> Mock<F> {
+            Mock {
+                future: Box::pin(future),
+                woken: Arc::new(Woken(AtomicBool::new(false))),
+            }
+        }
+
+        impl<F: Future> Mock<F> {
+            pub fn poll(&mut self) -> Poll<F::Output> {
+                self.woken.0.store(false, Ordering::SeqCst);
+                let waker = Waker::from(self.woken.clone());
+                self.future.as_mut().poll(&mut Context::from_waker(&waker))
+            }
+
+            pub fn is_woken(&self) -> bool {
+                self.woken.0.load(Ordering::SeqCst)
+            }
+        }
+    }
     use crate::sync::Arc;
 
     /// A future that does with its waker whatever the test says.

@@ -1,5 +1,5 @@
-//! `#[leak_check]` on sync and async tests, with tokio::test, rstest,
-//! `Result`, panics and paused time.
+//! `#[leak_check]` on sync and async tests, with tokio::test, `Result`,
+//! panics and paused time (with rstest: `macros/tests/rstest.rs`).
 //!
 //! Leaky cases are `#[ignore]`d helpers that the real tests call inside
 //! `catch_unwind`, so the report's spawn site can be checked line by line.
@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use leakcheck::leak_check;
-use rstest::rstest;
 
 const SOURCE: &str = include_str!("attribute.rs");
 
@@ -237,44 +236,6 @@ async fn an_async_result_test_passes() -> Result<(), std::io::Error> {
     Ok(())
 }
 
-// rstest --------------------------------------------------------------------------
-
-#[rstest]
-#[case(1)]
-#[case(3)]
-#[leak_check]
-fn rstest_cases_below(#[case] threads: usize) {
-    for _ in 0..threads {
-        leakcheck::thread::spawn(|| ()).join().unwrap();
-    }
-}
-
-#[rstest]
-#[case(1)]
-#[case(2)]
-#[leak_check(settle = "50ms")]
-#[should_panic(expected = "outlived test")]
-fn rstest_each_leaky_case_is_caught(#[case] threads: usize) {
-    let parked = Parked::new();
-    for _ in 0..threads {
-        parked.spawn_thread();
-    }
-    std::mem::forget(parked);
-}
-
-#[leak_check(settle = "50ms")]
-#[rstest]
-#[case(1)]
-#[case(2)]
-#[should_panic(expected = "outlived test")]
-fn rstest_leak_check_above_moves_below(#[case] threads: usize) {
-    let parked = Parked::new();
-    for _ in 0..threads {
-        parked.spawn_thread();
-    }
-    std::mem::forget(parked);
-}
-
 // Expansion hygiene -----------------------------------------------------------------
 
 mod reexport {
@@ -319,27 +280,4 @@ mod no_prelude {
     #[::leakcheck::leak_check]
     #[::core::prelude::v1::test]
     fn sync_test_without_prelude() {}
-}
-
-#[rstest]
-#[case(1)]
-#[case(2)]
-#[leak_check]
-#[tokio::test]
-async fn rstest_async_cases(#[case] tasks: u64) {
-    for i in 0..tasks {
-        leakcheck::spawn(tokio::time::sleep(Duration::from_millis(i)));
-    }
-}
-
-#[rstest]
-#[case(1)]
-#[case(2)]
-#[leak_check(settle = "50ms")]
-#[tokio::test]
-#[should_panic(expected = "outlived test")]
-async fn rstest_async_leaky_cases_are_caught(#[case] tasks: u64) {
-    for _ in 0..tasks {
-        leakcheck::spawn(std::future::pending::<()>());
-    }
 }

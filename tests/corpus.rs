@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_sites, expect_clean, expect_report, redactions};
+use common::{assert_sites, assert_snapshot, expect_clean, expect_report, redact};
 use tokio::sync::{mpsc, Barrier, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +26,7 @@ fn assert_sites_here(report: &leakcheck::Report, expected: &[(&str, usize)]) {
 
 /// Pins the whole report of a pattern, with run-to-run details redacted.
 fn assert_report_snapshot(name: &str, report: &leakcheck::Report) {
-    redactions().bind(|| insta::assert_snapshot!(name, report));
+    assert_snapshot(name, &redact(&report.to_string()), false);
 }
 
 // 1. A worker loop that ignores cancellation -------------------------------

@@ -1,10 +1,8 @@
-//! `cargo run --example service`: starts the example HTTP service, calls
-//! its slow endpoint, and shows leakcheck catching the task the handler
-//! left behind; then the same with the one-line fix.
+//! `cargo run -p leakcheck-example-service`: starts the example HTTP
+//! service, calls its slow endpoint, and shows leakcheck catching the task
+//! the handler left behind; then the same with the one-line fix.
 
 use std::time::Duration;
-
-mod app;
 
 async fn run(abort_on_timeout: bool) -> Result<(), leakcheck::Report> {
     let config = app::Config {

@@ -73,23 +73,152 @@ pub async fn expect_clean() {
         .await;
 }
 
-/// Snapshot settings that redact what changes from run to run or with edits.
-pub fn redactions() -> insta::Settings {
-    let mut settings = insta::Settings::clone_current();
-    settings.add_filter(r"\b\d+(\.\d+)?(ms|s)\b", "[duration]");
-    settings.add_filter(r"\b\d+m \d+s\b", "[duration]");
-    settings.add_filter(r"\.rs:\d+:\d+", ".rs:[line]:[col]");
-    settings.add_filter(r"polled \d+ times?", "polled [n] times");
-    settings.set_prepend_module_to_snapshot(false);
+/// Redacts what changes from run to run or with edits: durations, line and
+/// column numbers, poll counts, and (in builds with await traces) the
+/// machine's part of absolute paths.
+pub fn redact(text: &str) -> String {
+    let text = redact_durations(text);
+    let text = replace_numbers(&text, ".rs:", ".rs:[line]");
+    let text = replace_numbers(&text, ".rs:[line]:", ".rs:[line]:[col]");
+    let text = replace_numbers(&text, "polled ", "polled [n]");
+    let text = text
+        .replace("polled [n] times", "polled [n] time")
+        .replace("polled [n] time", "polled [n] times");
     if cfg!(all(tokio_unstable, feature = "taskdump")) {
-        // Reports of this build carry await traces: pinned separately.
-        settings.set_snapshot_suffix("taskdump");
-        // Traces name files by absolute path: keep the part inside the
-        // repository or the dependency.
-        settings.add_filter(r"at /\S*/registry/src/[^/]+/", "at [registry]/");
-        settings.add_filter(r"at /\S*?/(tests|src|examples)/", "at $1/");
+        redact_paths(&text)
+    } else {
+        text
     }
-    settings
+}
+
+/// Replaces each `before` followed by digits with `replacement`.
+pub fn replace_numbers(text: &str, before: &str, replacement: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(before) {
+        let after = &rest[at + before.len()..];
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        out.push_str(&rest[..at]);
+        if digits == 0 {
+            out.push_str(before);
+        } else {
+            out.push_str(replacement);
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `12ms`, `1.5s`, `2m 3s` → `[duration]`, where the number starts a word
+/// and the unit ends it.
+fn redact_durations(text: &str) -> String {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let digits = |s: &str| s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        let before = text[..i].chars().next_back();
+        let n = digits(rest);
+        if n > 0 && !word(before) {
+            // `\d+m \d+s`, then `\d+(\.\d+)?(ms|s)`, each ending a word.
+            let mut end = None;
+            if let Some(tail) = rest[n..].strip_prefix("m ") {
+                let m = digits(tail);
+                if m > 0 && tail[m..].starts_with('s') && !word(tail[m + 1..].chars().next()) {
+                    end = Some(n + 2 + m + 1);
+                }
+            }
+            if end.is_none() {
+                let mut len = n;
+                if let Some(fraction) = rest[n..].strip_prefix('.') {
+                    if digits(fraction) > 0 {
+                        len += 1 + digits(fraction);
+                    }
+                }
+                for unit in ["ms", "s"] {
+                    if rest[len..].starts_with(unit)
+                        && !word(rest[len + unit.len()..].chars().next())
+                    {
+                        end = Some(len + unit.len());
+                        break;
+                    }
+                }
+            }
+            if let Some(end) = end {
+                out.push_str("[duration]");
+                i += end;
+                continue;
+            }
+            out.push_str(&rest[..n]);
+            i += n;
+            continue;
+        }
+        let c = rest.chars().next().unwrap();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// Await traces name files by absolute path: keeps the part inside the
+/// dependency (`at [registry]/tokio-1.54.1/...`) or the repository
+/// (`at tests/...`).
+fn redact_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("at /") {
+        out.push_str(&rest[..at]);
+        let path = &rest[at + 3..];
+        let token = &path[..path.find(char::is_whitespace).unwrap_or(path.len())];
+        let registry = token.rfind("/registry/src/").and_then(|r| {
+            let index = &token[r + "/registry/src/".len()..];
+            index
+                .find('/')
+                .map(|slash| (r + "/registry/src/".len() + slash + 1, "at [registry]/"))
+        });
+        let repository = || {
+            ["/tests/", "/src/", "/examples/"]
+                .iter()
+                .filter_map(|dir| token.find(dir))
+                .min()
+                .map(|d| (d + 1, "at "))
+        };
+        match registry.or_else(repository) {
+            Some((keep_from, prefix)) => {
+                out.push_str(prefix);
+                rest = &path[keep_from..];
+            }
+            None => {
+                out.push_str("at /");
+                rest = &path[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Pins `value` (redacted by the caller) with insta as
+/// `tests/snapshots/<name>.snap`; builds with await traces use
+/// `<name>@taskdump.snap` unless `every_build` is set. insta runs without
+/// its `filters` feature (which needs regex, a dozen crates more for every
+/// first build): `redact` does that part.
+pub fn assert_snapshot(name: &str, value: &str, every_build: bool) {
+    let suffix = if !every_build && cfg!(all(tokio_unstable, feature = "taskdump")) {
+        "taskdump"
+    } else {
+        ""
+    };
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    if !suffix.is_empty() {
+        settings.set_snapshot_suffix(suffix);
+    }
+    settings.bind(|| insta::assert_snapshot!(name, value));
 }
 
 /// A tracked thread named `name`, parked until [`Parked::end`] (or until

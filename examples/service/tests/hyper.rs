@@ -4,6 +4,8 @@
 //! On stable the report counts it; under `--cfg tokio_unstable` it names the
 //! line of that `tokio::spawn`. The fixed twin closes the connection.
 
+// The helpers of leakcheck's own integration tests.
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::convert::Infallible;

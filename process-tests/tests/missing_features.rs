@@ -1,6 +1,6 @@
 //! A `#[leak_check]` argument whose tokio feature is missing is a compile
 //! error that names the feature, as `#[tokio::test]` alone would (or
-//! better): built on the crate under `tests/missing_features`, whose tokio
+//! better): built on the crate under `process-tests/missing_features`, whose tokio
 //! has neither `rt-multi-thread` nor `test-util`, without `tokio_unstable`.
 
 use std::path::Path;
@@ -11,9 +11,9 @@ fn a_missing_tokio_feature_is_named() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = Command::new(env!("CARGO"))
         .args(["build", "--tests", "--quiet", "--manifest-path"])
-        .arg(root.join("tests/missing_features/Cargo.toml"))
+        .arg(root.join("missing_features/Cargo.toml"))
         .arg("--target-dir")
-        .arg(root.join("target/missing-features"))
+        .arg(root.join("../target/missing-features"))
         .env("CARGO_TERM_COLOR", "never")
         .env_remove("RUSTFLAGS")
         .output()

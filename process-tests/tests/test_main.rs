@@ -2,12 +2,14 @@
 //! `verify_test_main` in `harness = false` targets.
 //!
 //! The at-exit hook only shows itself in a process that exits, so the real
-//! proof is end to end: the fixture crate under `tests/fixture` has a leaky
+//! proof is end to end: the fixture crate under `process-tests/fixture` has a leaky
 //! and a clean target of each form, and these tests run them with
 //! `cargo test` (and `cargo nextest run`) and read the exit status and
 //! stderr. The spawn sites the reports must name are marked with `// site:`
-//! in `tests/fixture/src/lib.rs`.
+//! in `process-tests/fixture/src/lib.rs`.
 
+// The helpers of leakcheck's own integration tests.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -16,16 +18,16 @@ use std::sync::OnceLock;
 
 use common::site_line;
 
-const FIXTURE_LIB: &str = include_str!("fixture/src/lib.rs");
+const FIXTURE_LIB: &str = include_str!("../fixture/src/lib.rs");
 
 fn fixture_manifest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture/Cargo.toml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixture/Cargo.toml")
 }
 
 /// One target dir for every fixture run, inside this workspace's own, so
 /// the fixture builds once and `cargo clean` removes it.
 fn fixture_target_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixture")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixture")
 }
 
 /// A cargo command on the fixture, with a short settle period and without

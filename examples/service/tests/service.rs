@@ -2,9 +2,8 @@
 //! whole-binary check, `#[leak_check]`, and a check by hand. One test is
 //! the leaky version of the handler and asserts the report it gets.
 
-#[path = "../examples/service/app.rs"]
-#[allow(dead_code)]
-mod app;
+// The helpers of leakcheck's own integration tests.
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;
@@ -13,7 +12,7 @@ use leakcheck::leak_check;
 
 leakcheck::verify_test_main!();
 
-const APP_SOURCE: &str = include_str!("../examples/service/app.rs");
+const APP_SOURCE: &str = include_str!("../app.rs");
 
 fn config(abort_on_timeout: bool) -> app::Config {
     app::Config {

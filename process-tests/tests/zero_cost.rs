@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/zero_cost/Cargo.toml");
+const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/zero_cost/Cargo.toml");
 
 /// Builds the zero-cost binary in release, with or without tracking, and
 /// returns its path.
 fn build(tracked: bool) -> PathBuf {
-    let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/zero_cost");
+    let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/zero_cost");
     let profile_dir = if tracked { "tracked" } else { "plain" };
     let target_dir = target_dir.join(profile_dir);
     let mut cargo = Command::new(env!("CARGO"));
