@@ -211,6 +211,7 @@ mod hooks;
 mod kind;
 mod options;
 mod os_thread;
+pub mod profile;
 mod record;
 mod registry;
 mod report;
@@ -231,13 +232,16 @@ mod tokio_ids;
 mod tracked;
 mod verify;
 mod waker;
+pub mod watch;
 
 pub use kind::Kind;
 pub use options::Options;
+pub use profile::{profile, Growth, Profile, ProfileGroup};
 pub use report::{Leak, Report};
 pub use spawn::{spawn, spawn_blocking, spawn_local, track, Builder};
 pub use test_main::{verify_test_main, ExitCodeLike};
 pub use tracked::Tracked;
+pub use watch::{Watch, WatchBuilder};
 
 /// Checks a test for leaks: the body runs in a fresh scope named after the
 /// test, and when it returns the check waits for that scope's tasks and

@@ -123,6 +123,20 @@ impl TaskRecord {
     }
 
     /// This record and its ancestors, nearest first.
+    /// What the task is doing at `now`, as its kind lets leakcheck tell:
+    /// a future it wraps by its counted wakers, one seen only through
+    /// tokio's hooks as merely pending, a blocking task or thread as running.
+    pub(crate) fn condition(&self, now: Stamp) -> crate::task_state::Condition {
+        let kind = self.kind();
+        if kind == Kind::Untracked {
+            self.state.hooked_condition(now)
+        } else if kind.is_async() {
+            self.state.condition(now)
+        } else {
+            self.state.running(now)
+        }
+    }
+
     /// Whether this task provably can never finish: a future leakcheck
     /// wraps (so its wakers are counted) that nothing can wake again
     /// (`task_state`'s module docs).

@@ -47,13 +47,7 @@ pub struct Leak {
 impl Leak {
     pub(crate) fn new(record: Arc<TaskRecord>, now: Stamp) -> Leak {
         let age = now.since(record.born);
-        let condition = if record.kind() == Kind::Untracked {
-            record.state.hooked_condition(now)
-        } else if record.kind().is_async() {
-            record.state.condition(now)
-        } else {
-            record.state.running(now)
-        };
+        let condition = record.condition(now);
         Leak {
             record,
             age,
@@ -859,7 +853,7 @@ impl fmt::Display for ConditionLine<'_> {
 }
 
 /// "spawned by task at ..." lines, repeated links folded into one.
-fn write_chain(f: &mut fmt::Formatter<'_>, record: &TaskRecord) -> fmt::Result {
+pub(crate) fn write_chain(f: &mut fmt::Formatter<'_>, record: &TaskRecord) -> fmt::Result {
     let mut links = record.lineage().skip(1).peekable();
     let mut shown = 0;
     while let Some(link) = links.next() {

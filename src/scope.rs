@@ -219,6 +219,19 @@ impl Scope {
         out
     }
 
+    /// Calls `visit` with each live record, one shard at a time and under
+    /// that shard's lock, so a spawn or an end in this scope waits at most
+    /// for one shard's worth of visits. `visit` must be quick and must not
+    /// touch the registry (it would deadlock on the shard lock).
+    pub(crate) fn visit(&self, mut visit: impl FnMut(&Arc<TaskRecord>)) {
+        for shard in self.shards.iter() {
+            let shelf = lock(&shard.0);
+            if !shelf.is_empty() {
+                shelf.iter().for_each(&mut visit);
+            }
+        }
+    }
+
     /// Whether `record` is still registered here (it has not ended).
     pub(crate) fn holds(&self, record: &Arc<TaskRecord>) -> bool {
         let Some(shard) = self.shards.get(record.slot.shard()) else {

@@ -39,3 +39,12 @@ fn threads_are_plain_and_the_blocking_check_panics() {
     let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(message.contains("tracking is off"), "{message}");
 }
+
+#[tokio::test]
+async fn a_profile_is_empty_and_says_why() {
+    let _task = leakcheck::spawn(std::future::pending::<()>());
+    let profile = leakcheck::profile();
+    assert_eq!(profile.total(), 0);
+    assert!(profile.groups().is_empty());
+    assert!(profile.to_string().contains("tracking is off"), "{profile}");
+}
