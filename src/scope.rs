@@ -370,9 +370,40 @@ mod loom_model {
     /// Settles with no deadline: returns only once nothing is left.
     fn settle_all(scope: &Scope) {
         let left = scope
-            .settle(None, |s| Listing::waiting(s.snapshot(|_| true)))
+            .settle(None, Duration::ZERO, |s| {
+                Listing::waiting(s.snapshot(|_| true))
+            })
             .left;
         assert!(left.is_empty());
+    }
+
+    #[test]
+    fn a_waiter_hears_a_task_become_stuck_while_it_waits() {
+        // The fail-fast path: a check waits with no deadline and stops only
+        // once every task can never finish; the task gets there (its poll
+        // ends with no waker) on another thread. A lost nudge deadlocks.
+        model("a_waiter_hears_a_task_become_stuck_while_it_waits", || {
+            let scope = scope();
+            let task = Registration::in_shard(&scope, 0);
+            let record = task.record().clone();
+            let poller = thread::spawn(move || {
+                record.state.activity.poll_begin();
+                if record.state.poll_end() {
+                    record.scope.nudge();
+                }
+            });
+            let listing = scope.settle(None, Duration::ZERO, |s| {
+                let live = s.snapshot(|_| true);
+                let hopeless = live.iter().all(|r| r.can_never_finish());
+                Listing {
+                    left: live,
+                    hopeless,
+                }
+            });
+            assert!(listing.hopeless && listing.left.len() == 1);
+            poller.join().unwrap();
+            drop(task);
+        });
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! handing its result to a queue that only `/stats` drains, for as long as
 //! the service runs. `Config::abort_on_timeout` is the one-line fix
 //! (`work.abort()`).
+//!
+//! In production it serves the live-task profile at `/debug/tasks`, and
+//! [`watch`] flags a spawn site that keeps growing.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,6 +34,42 @@ pub struct Config {
     pub work_takes: Duration,
     /// The fix for the handler leak: abort the work when it times out.
     pub abort_on_timeout: bool,
+}
+
+/// The growth watch a service runs in production: it samples the live-task
+/// profile on its own thread, logs the sites it flags and keeps them.
+pub struct Watched {
+    pub watch: leakcheck::Watch,
+    /// Every site flagged so far.
+    pub alerts: Arc<std::sync::Mutex<Vec<leakcheck::Growth>>>,
+    /// How many profiles it has taken.
+    pub samples: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Starts the watch: a profile every `every`, flagging a site that grew in
+/// each of the last `growing_for` samples and holds `at_least` tasks.
+pub fn watch(every: Duration, growing_for: usize, at_least: usize) -> std::io::Result<Watched> {
+    let alerts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let samples = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (seen, sampled) = (alerts.clone(), samples.clone());
+    let watch = leakcheck::Watch::builder()
+        .every(every)
+        .growing_for(growing_for)
+        .at_least(at_least)
+        .on_sample(move |_| {
+            sampled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .start(move |grown, _profile| {
+            for site in grown {
+                eprintln!("leakcheck: a spawn site keeps growing: {site}");
+            }
+            seen.lock().unwrap().extend_from_slice(grown);
+        })?;
+    Ok(Watched {
+        watch,
+        alerts,
+        samples,
+    })
 }
 
 /// A running service: its address, and what it takes to stop it.
@@ -129,6 +168,9 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let body = match request.uri().path() {
         "/health" => "ok".to_owned(),
+        // The live-task profile, as Go services serve
+        // /debug/pprof/goroutine?debug=1.
+        "/debug/tasks" => leakcheck::profile().to_string(),
         "/report" => report(&shared).await,
         "/stats" => {
             let mut stats = shared.stats.lock().await;

@@ -1,6 +1,8 @@
 //! `cargo run -p leakcheck-example-service`: starts the example HTTP
 //! service, calls its slow endpoint, and shows leakcheck catching the task
-//! the handler left behind; then the same with the one-line fix.
+//! the handler left behind; then the same with the one-line fix; then the
+//! leaky version under load, as production sees it: the growth watch's
+//! alert and the live-task profile at `/debug/tasks`.
 
 use std::time::Duration;
 
@@ -26,6 +28,41 @@ async fn run(abort_on_timeout: bool) -> Result<(), leakcheck::Report> {
     outcome
 }
 
+/// The leaky service under a bounded load, with the growth watch running:
+/// prints the watch's alert and the `/debug/tasks` profile.
+async fn in_production() {
+    let watched = app::watch(Duration::from_millis(50), 3, 20).expect("a thread");
+    let config = app::Config {
+        work_timeout: Duration::from_millis(5),
+        work_takes: Duration::from_millis(30),
+        abort_on_timeout: false,
+    };
+    let service = app::Service::start(config).await.expect("bind 127.0.0.1:0");
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = service.addr;
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    let _ = app::get(addr, "/report").await;
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        let _ = client.await;
+    }
+    // The load is over; the leaked work is not. Give the watch a few samples.
+    while watched.alerts.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let profile = app::get(service.addr, "/debug/tasks")
+        .await
+        .expect("request");
+    println!("\nGET /debug/tasks ->\n{profile}");
+    drop(watched);
+    service.shutdown().await;
+}
+
 #[tokio::main]
 async fn main() {
     println!("== the handler forgets its work when it times out ==\n");
@@ -38,4 +75,6 @@ async fn main() {
         Ok(()) => println!("\nleakcheck: no leaks"),
         Err(report) => println!("\n{report}"),
     }
+    println!("\n== in production: the growth watch and /debug/tasks, under load ==");
+    in_production().await;
 }
