@@ -29,9 +29,11 @@ fn live_tasks(n: usize) -> tokio::runtime::Runtime {
     let _entered = runtime.enter();
     for i in 0..n {
         let name = format!("group-{}", i % 100);
-        let _ = leakcheck::Builder::new()
-            .name(&name)
-            .spawn(std::future::pending::<()>());
+        drop(
+            leakcheck::Builder::new()
+                .name(&name)
+                .spawn(std::future::pending::<()>()),
+        );
     }
     runtime
 }
