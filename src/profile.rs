@@ -27,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::time::{Duration, SystemTime};
 
@@ -118,25 +119,25 @@ impl Profile {
     fn take() -> Profile {
         let taken = SystemTime::now();
         let now = Stamp::now();
-        let mut groups: Vec<ProfileGroup> = Vec::new();
-        // Index into `groups` by site; a site's names are few, so they are
-        // told apart by a scan.
-        let mut by_site: HashMap<(Kind, &'static str, u32, u32), Vec<usize>> = HashMap::new();
+        let mut groups = Groups::default();
         #[cfg(tokio_unstable)]
         let mut twins = Twins::default();
         for scope in Registry::global().scopes() {
-            scope.visit(|record| {
-                #[cfg(tokio_unstable)]
-                if twins.set_aside(record) {
-                    return;
+            scope.visit_in_batches(|batch| {
+                for record in batch {
+                    #[cfg(tokio_unstable)]
+                    if twins.set_aside(record) {
+                        continue;
+                    }
+                    groups.add(record, now);
                 }
-                add(&mut groups, &mut by_site, record, now);
             });
         }
         #[cfg(tokio_unstable)]
         for record in twins.untwinned() {
-            add(&mut groups, &mut by_site, &record, now);
+            groups.add(&record, now);
         }
+        let mut groups = groups.merged();
         groups.sort_by(|a, b| {
             b.count.cmp(&a.count).then_with(|| {
                 key_of(a.kind, a.spawned_at, a.name()).cmp(&key_of(b.kind, b.spawned_at, b.name()))
@@ -220,52 +221,133 @@ impl Profile {
     }
 }
 
-/// Counts `record` into its group, making the group on its first member.
-fn add(
-    groups: &mut Vec<ProfileGroup>,
-    by_site: &mut HashMap<(Kind, &'static str, u32, u32), Vec<usize>>,
-    record: &Arc<TaskRecord>,
-    now: Stamp,
-) {
-    let kind = record.kind();
-    let site = record.spawned_at;
-    let name = record.name();
-    let at_site = by_site
-        .entry((kind, site.file(), site.line(), site.column()))
-        .or_default();
-    let index = match at_site.iter().find(|&&i| groups[i].name() == name) {
-        Some(&i) => i,
-        None => {
-            groups.push(ProfileGroup {
-                kind,
-                spawned_at: site,
-                name: name.map(Arc::from),
-                count: 0,
-                can_never_finish: 0,
-                waiting: 0,
-                runnable: 0,
-                busy: 0,
-                running: 0,
-                oldest: Duration::ZERO,
-                deepest: record.clone(),
-            });
-            at_site.push(groups.len() - 1);
-            groups.len() - 1
+/// The groups while a profile is taken, found by kind and the address of
+/// the spawn site's `Location` (two words to hash, for every record);
+/// [`Groups::merged`] then joins groups whose sites are equal by value.
+#[derive(Default)]
+struct Groups {
+    groups: Vec<ProfileGroup>,
+    /// Lineage depth of each group's `deepest`.
+    depths: Vec<usize>,
+    by_site: HashMap<(Kind, usize), Vec<usize>, BuildHasherDefault<AddressHasher>>,
+}
+
+impl Groups {
+    /// Counts `record` into its group, making the group on its first member.
+    fn add(&mut self, record: &Arc<TaskRecord>, now: Stamp) {
+        let kind = record.kind();
+        let site = record.spawned_at;
+        let name = record.name();
+        let at_site = self
+            .by_site
+            .entry((kind, std::ptr::from_ref(site) as usize))
+            .or_default();
+        let index = match at_site.iter().find(|&&i| self.groups[i].name() == name) {
+            Some(&i) => i,
+            None => {
+                self.groups.push(ProfileGroup {
+                    kind,
+                    spawned_at: site,
+                    name: name.map(Arc::from),
+                    count: 0,
+                    can_never_finish: 0,
+                    waiting: 0,
+                    runnable: 0,
+                    busy: 0,
+                    running: 0,
+                    oldest: Duration::ZERO,
+                    deepest: record.clone(),
+                });
+                self.depths.push(record.lineage().count());
+                at_site.push(self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        let group = &mut self.groups[index];
+        group.count += 1;
+        group.oldest = group.oldest.max(now.since(record.born));
+        match record.condition(now) {
+            Condition::CanNeverFinish { .. } => group.can_never_finish += 1,
+            Condition::Waiting { .. } => group.waiting += 1,
+            Condition::Runnable { .. } => group.runnable += 1,
+            Condition::Busy { .. } => group.busy += 1,
+            Condition::Running { .. } => group.running += 1,
+            Condition::Pending { .. } | Condition::NotYetPolled | Condition::NotStarted => {}
         }
-    };
-    let group = &mut groups[index];
-    group.count += 1;
-    group.oldest = group.oldest.max(now.since(record.born));
-    match record.condition(now) {
-        Condition::CanNeverFinish { .. } => group.can_never_finish += 1,
-        Condition::Waiting { .. } => group.waiting += 1,
-        Condition::Runnable { .. } => group.runnable += 1,
-        Condition::Busy { .. } => group.busy += 1,
-        Condition::Running { .. } => group.running += 1,
-        Condition::Pending { .. } | Condition::NotYetPolled | Condition::NotStarted => {}
+        // Most tasks have no parent: only a chain can be deeper.
+        if record.parent.is_some() {
+            let depth = record.lineage().count();
+            if depth > self.depths[index] {
+                self.depths[index] = depth;
+                group.deepest = record.clone();
+            }
+        }
     }
-    if record.lineage().count() > group.deepest.lineage().count() {
-        group.deepest = record.clone();
+
+    /// The groups, those of one site by value (two copies of one
+    /// `Location`) joined.
+    fn merged(self) -> Vec<ProfileGroup> {
+        let Groups { groups, depths, .. } = self;
+        let mut out: Vec<(ProfileGroup, usize)> = Vec::with_capacity(groups.len());
+        let mut index: HashMap<(Kind, &'static str, u32, u32, Option<Arc<str>>), usize> =
+            HashMap::with_capacity(groups.len());
+        for (group, depth) in groups.into_iter().zip(depths) {
+            let at = group.spawned_at;
+            let key = (
+                group.kind,
+                at.file(),
+                at.line(),
+                at.column(),
+                group.name.clone(),
+            );
+            match index.get(&key) {
+                None => {
+                    index.insert(key, out.len());
+                    out.push((group, depth));
+                }
+                Some(&i) => {
+                    let (into, deepest) = &mut out[i];
+                    into.count += group.count;
+                    into.can_never_finish += group.can_never_finish;
+                    into.waiting += group.waiting;
+                    into.runnable += group.runnable;
+                    into.busy += group.busy;
+                    into.running += group.running;
+                    into.oldest = into.oldest.max(group.oldest);
+                    if depth > *deepest {
+                        *deepest = depth;
+                        into.deepest = group.deepest;
+                    }
+                }
+            }
+        }
+        out.into_iter().map(|(group, _)| group).collect()
+    }
+}
+
+/// Hashes the two words of a `(Kind, address)` key with one multiply each:
+/// addresses are already spread, and SipHash would cost more than the rest
+/// of a record's visit.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
     }
 }
 

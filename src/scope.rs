@@ -219,15 +219,24 @@ impl Scope {
         out
     }
 
-    /// Calls `visit` with each live record, one shard at a time and under
-    /// that shard's lock, so a spawn or an end in this scope waits at most
-    /// for one shard's worth of visits. `visit` must be quick and must not
-    /// touch the registry (it would deadlock on the shard lock).
-    pub(crate) fn visit(&self, mut visit: impl FnMut(&Arc<TaskRecord>)) {
+    /// Calls `visit` with the live records, a few hundred at a time, each
+    /// batch copied out under its shard's lock and visited after it is let
+    /// go: a spawn or an end in this scope waits at most for one batch's
+    /// copy (microseconds), never for the visit, however many records the
+    /// shard holds, and finds the lock free while the batch is visited.
+    /// A record alive throughout is visited once; one that comes or goes
+    /// meanwhile, at most once.
+    pub(crate) fn visit_in_batches(&self, mut visit: impl FnMut(&[Arc<TaskRecord>])) {
+        const BATCH: usize = 256;
+        let mut batch = Vec::with_capacity(BATCH);
         for shard in self.shards.iter() {
-            let shelf = lock(&shard.0);
-            if !shelf.is_empty() {
-                shelf.iter().for_each(&mut visit);
+            let mut from = Some(0);
+            while let Some(start) = from {
+                from = lock(&shard.0).copy_from(start, BATCH, &mut batch);
+                if !batch.is_empty() {
+                    visit(&batch);
+                    batch.clear();
+                }
             }
         }
     }

@@ -61,6 +61,34 @@ impl Shelf {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<TaskRecord>> {
         self.slots.iter().flatten()
     }
+
+    /// Copies up to `max` records from the slots at `from` on into `out`;
+    /// returns the slot to go on from, or `None` past the last one. Records
+    /// never change slots, so a walk in steps visits each record that stays
+    /// alive once, whatever comes and goes between the steps.
+    pub(crate) fn copy_from(
+        &self,
+        from: usize,
+        max: usize,
+        out: &mut Vec<Arc<TaskRecord>>,
+    ) -> Option<usize> {
+        let mut end = from;
+        let mut found = 0;
+        while end < self.slots.len() && found < max {
+            found += usize::from(self.slots[end].is_some());
+            end += 1;
+        }
+        let batch = &self.slots[from.min(end)..end];
+        // A read of each record first: these loads don't depend on each
+        // other, so their cache misses overlap, where the reference counts
+        // taken below would miss one after another.
+        let touched = batch.iter().flatten().fold(0u64, |sum, record| {
+            sum ^ record.id ^ u64::from(record.state.activity.read().wakers)
+        });
+        std::hint::black_box(touched);
+        out.extend(batch.iter().flatten().cloned());
+        (end < self.slots.len()).then_some(end)
+    }
 }
 
 #[cfg(all(test, feature = "track", not(loom)))]
