@@ -289,17 +289,9 @@ impl Groups {
     fn merged(self) -> Vec<ProfileGroup> {
         let Groups { groups, depths, .. } = self;
         let mut out: Vec<(ProfileGroup, usize)> = Vec::with_capacity(groups.len());
-        let mut index: HashMap<(Kind, &'static str, u32, u32, Option<Arc<str>>), usize> =
-            HashMap::with_capacity(groups.len());
+        let mut index: HashMap<SiteKey, usize> = HashMap::with_capacity(groups.len());
         for (group, depth) in groups.into_iter().zip(depths) {
-            let at = group.spawned_at;
-            let key = (
-                group.kind,
-                at.file(),
-                at.line(),
-                at.column(),
-                group.name.clone(),
-            );
+            let key = group.site_key();
             match index.get(&key) {
                 None => {
                     index.insert(key, out.len());
@@ -390,7 +382,16 @@ impl Twins {
     }
 }
 
+/// A group's identity, owned, across profiles: kind, site by value (two
+/// copies of one `Location` are one site) and name.
+pub(crate) type SiteKey = (Kind, &'static str, u32, u32, Option<Arc<str>>);
+
 impl ProfileGroup {
+    pub(crate) fn site_key(&self) -> SiteKey {
+        let at = self.spawned_at;
+        (self.kind, at.file(), at.line(), at.column(), self.name.clone())
+    }
+
     /// What they are: tasks, blocking tasks, threads, ...
     pub fn kind(&self) -> Kind {
         self.kind

@@ -36,8 +36,7 @@ use std::sync::{Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::kind::Kind;
-use crate::profile::{Growth, Profile, ProfileGroup};
+use crate::profile::{Growth, Profile, SiteKey};
 use crate::sync::Arc;
 
 type OnGrowth = Box<dyn FnMut(&[Growth], &Profile) + Send>;
@@ -228,25 +227,11 @@ impl std::fmt::Debug for Watch {
     }
 }
 
-/// A group's identity across profiles.
-type Site = (Kind, &'static str, u32, u32, Option<Arc<str>>);
-
 /// The growth rule over the last samples: counts per group, newest last.
 pub(crate) struct Rule {
     growing_for: usize,
     at_least: usize,
-    history: VecDeque<HashMap<Site, usize>>,
-}
-
-fn site_of(group: &ProfileGroup) -> Site {
-    let at = group.spawned_at();
-    (
-        group.kind(),
-        at.file(),
-        at.line(),
-        at.column(),
-        group.name().map(Arc::from),
-    )
+    history: VecDeque<HashMap<SiteKey, usize>>,
 }
 
 impl Rule {
@@ -263,10 +248,10 @@ impl Rule {
     /// biggest increase first, `before` being the count `growing_for`
     /// samples ago.
     pub(crate) fn sample(&mut self, profile: &Profile) -> Vec<Growth> {
-        let counts: HashMap<Site, usize> = profile
+        let counts: HashMap<SiteKey, usize> = profile
             .groups()
             .iter()
-            .map(|g| (site_of(g), g.count()))
+            .map(|g| (g.site_key(), g.count()))
             .collect();
         self.history.push_back(counts);
         if self.history.len() > self.growing_for + 1 {
@@ -280,7 +265,7 @@ impl Rule {
             .iter()
             .filter(|g| g.count() >= self.at_least)
             .filter_map(|g| {
-                let site = site_of(g);
+                let site = g.site_key();
                 let counts: Vec<usize> = self
                     .history
                     .iter()
