@@ -389,7 +389,13 @@ pub(crate) type SiteKey = (Kind, &'static str, u32, u32, Option<Arc<str>>);
 impl ProfileGroup {
     pub(crate) fn site_key(&self) -> SiteKey {
         let at = self.spawned_at;
-        (self.kind, at.file(), at.line(), at.column(), self.name.clone())
+        (
+            self.kind,
+            at.file(),
+            at.line(),
+            at.column(),
+            self.name.clone(),
+        )
     }
 
     /// What they are: tasks, blocking tasks, threads, ...

@@ -303,3 +303,35 @@ fn the_watch_leaves_a_pool_that_filled_and_stays() {
         task.abort();
     }
 }
+
+/// Under `tokio_unstable`, a runtime leakcheck built also shows the tasks
+/// spawned with plain `tokio::spawn`, as untracked tasks, and a
+/// `tokio::spawn(leakcheck::track(f))` once, not twice.
+#[cfg(tokio_unstable)]
+#[test]
+fn plain_spawns_on_an_instrumented_runtime_are_in_the_profile_once() {
+    let runtime =
+        leakcheck::runtime::build(tokio::runtime::Builder::new_current_thread().enable_all())
+            .unwrap();
+    runtime.block_on(async {
+        let plain = tokio::spawn(std::future::pending::<()>()); // site:plain
+        let twin = tokio::spawn(leakcheck::track(std::future::pending::<()>())); // site:twin
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        let profile = leakcheck::profile();
+        let plain_groups = at(&profile, line("plain"));
+        assert_eq!(plain_groups.len(), 1, "{profile:#}");
+        assert_eq!(
+            (plain_groups[0].kind(), plain_groups[0].count()),
+            (Kind::Untracked, 1)
+        );
+        let twin_groups: usize = at(&profile, line("twin")).iter().map(|g| g.count()).sum();
+        assert_eq!(
+            twin_groups, 1,
+            "one task, seen by the hook and by track: {profile:#}"
+        );
+        plain.abort();
+        twin.abort();
+    });
+}
