@@ -939,6 +939,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "track")] // needs a tracked survivor
     fn annotations_are_added_on_github_actions_only() {
         let report = example();
         let plain = report.failure_message(false);

@@ -201,7 +201,8 @@ fn scan(owners: &[u32], options: &Options) -> Vec<StrayThread> {
     stray
 }
 
-#[cfg(all(test, target_os = "linux"))]
+// The tracked half of the test needs tracking.
+#[cfg(all(test, target_os = "linux", feature = "track"))]
 mod tests {
     use super::*;
     use std::time::Duration;
