@@ -300,7 +300,7 @@ pub use watch::{Watch, WatchBuilder};
 ///
 /// | argument | meaning | default |
 /// |---|---|---|
-/// | `settle = "250ms"` | the settle period, in `ms` or `s`, greater than zero | `LEAKCHECK_SETTLE` or 1 s |
+/// | `settle = "250ms"` | the settle period, in `ms` or `s` (`"0s"` checks once without waiting, as [`Options::settle`] with zero does) | `LEAKCHECK_SETTLE` or 1 s |
 /// | `ignore_name = "exporter"` | [`Options::ignore_name`] | |
 /// | `ignore_spawned_at = "src/pool.rs"` | [`Options::ignore_spawned_at`] | |
 /// | `crate = my_reexport::leakcheck` | where leakcheck is, when re-exported | `::leakcheck` |

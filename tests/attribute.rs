@@ -281,3 +281,29 @@ mod no_prelude {
     #[::core::prelude::v1::test]
     fn sync_test_without_prelude() {}
 }
+
+// A zero settle period checks once without waiting, as everywhere else.
+
+#[leak_check(settle = "0s")]
+#[test]
+fn a_zero_settle_period_checks_once() {
+    leakcheck::thread::spawn(|| ()).join().unwrap();
+}
+
+#[leak_check(settle = "0ms")]
+#[test]
+#[ignore = "helper: run by a_zero_settle_period_still_reports_a_survivor"]
+fn zero_settle_leaky_case() {
+    let parked = Parked::new();
+    parked.spawn_thread();
+    std::mem::forget(parked);
+}
+
+#[test]
+fn a_zero_settle_period_still_reports_a_survivor() {
+    let message = panic_message(zero_settle_leaky_case);
+    assert!(
+        message.contains("outlived test `zero_settle_leaky_case`"),
+        "{message}"
+    );
+}

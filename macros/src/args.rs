@@ -346,7 +346,9 @@ impl Parse for Pair {
     }
 }
 
-/// `"250ms"` or `"2s"`, greater than zero, in milliseconds.
+/// `"250ms"` or `"2s"`, in milliseconds. Zero is allowed and means what it
+/// means everywhere else (`Options::settle`, `LEAKCHECK_SETTLE`): check
+/// once, without waiting.
 fn parse_settle(lit: &LitStr) -> syn::Result<u64> {
     let text = lit.value();
     let malformed = || {
@@ -367,12 +369,6 @@ fn parse_settle(lit: &LitStr) -> syn::Result<u64> {
         .ok()
         .and_then(|n| n.checked_mul(per_unit))
         .ok_or_else(|| syn::Error::new(lit.span(), "`settle` is too large"))?;
-    if ms == 0 {
-        return Err(syn::Error::new(
-            lit.span(),
-            "`settle` must be greater than zero; a zero settle period would report tasks that are about to end",
-        ));
-    }
     Ok(ms)
 }
 

@@ -1,4 +1,0 @@
-#[leakcheck::leak_check(settle = "0ms")]
-fn check() {}
-
-fn main() {}
