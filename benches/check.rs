@@ -107,3 +107,37 @@ fn failing_find_and_render(bencher: Bencher, survivors: usize) {
     let options = Options::new().settle(Duration::ZERO);
     bencher.bench_local(|| options.find().unwrap_err().to_string());
 }
+
+/// A whole passing test, as `#[tokio::test]` and as `#[leak_check]` run
+/// it: build the runtime, spawn and await one trivial task, check (for
+/// leakcheck), drop the runtime. The per-test CPU a suite pays.
+mod passing_test {
+    use super::*;
+
+    #[divan::bench(sample_count = 200)]
+    fn tokio_test(bencher: Bencher) {
+        bencher.bench_local(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async { tokio::spawn(async {}).await.unwrap() });
+        });
+    }
+
+    #[divan::bench(sample_count = 200)]
+    fn leak_check(bencher: Bencher) {
+        bencher.bench_local(|| {
+            // What `#[leak_check] async fn` expands to.
+            let scope = leakcheck::__private::TestScope::enter("passing_test", Options::new());
+            let runtime = leakcheck::runtime::build(
+                tokio::runtime::Builder::new_current_thread().enable_all(),
+            )
+            .unwrap();
+            runtime.block_on(async move {
+                leakcheck::spawn(async {}).await.unwrap();
+                scope.finish_async(()).await
+            });
+        });
+    }
+}

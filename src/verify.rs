@@ -56,11 +56,19 @@ impl Target {
         }
     }
 
-    /// True when a check can pass without looking further: the fast path
-    /// (a runtime's count must always be read, and so must the process's
-    /// threads when it runs this one test).
+    /// True when a check can pass without looking further, with no wait
+    /// and no trip to the blocking pool: nothing is live in the scope, no
+    /// task leakcheck didn't spawn is alive on the runtime it counts (one
+    /// read: tokio counts a task from its spawn, so a zero is never early),
+    /// and the process's threads needn't be listed (they must, when it runs
+    /// this one test).
     fn nothing_live(&self) -> bool {
-        self.scope.live() == 0 && self.runtime.is_none() && !runs_alone()
+        self.scope.live() == 0
+            && !runs_alone()
+            && self
+                .runtime
+                .as_ref()
+                .is_none_or(|probe| probe.untracked_now() == 0)
     }
 }
 
