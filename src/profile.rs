@@ -13,14 +13,15 @@
 //! tasks and what they are stuck on. [`Watch`](crate::Watch) takes one
 //! every interval and tells which sites keep growing.
 //!
-//! Taking a profile visits the registry one shard at a time, under that
-//! shard's lock only, so a spawn or an end waits at most for one shard's
-//! visit, never for the whole profile. What it keeps is one entry per
-//! group, not per task. It never blocks on anything else and never panics,
-//! so it may be called from any thread, including from inside a task of a
-//! runtime that is busy. Tasks that start or end while it is taken are
-//! counted or not, each at most once: every record lives in exactly one
-//! shard, and each shard is read once.
+//! Taking a profile copies records out of the registry's shards 256 at a
+//! time, each batch under its shard's lock, and groups them after letting
+//! the lock go, so a spawn or an end waits at most for one batch's copy,
+//! never for the grouping nor for the whole profile. What it keeps is one
+//! entry per group, not per task. It never blocks on anything else and
+//! never panics, so it may be called from any thread, including from inside
+//! a task of a runtime that is busy. Tasks that start or end while it is
+//! taken are counted or not, each at most once: every record keeps one slot
+//! of one shard for its life, and each slot is read once.
 //!
 //! Without the `track` feature nothing is tracked and a profile is empty
 //! (it says so when printed).
@@ -35,7 +36,7 @@ use crate::clock::Stamp;
 use crate::kind::Kind;
 use crate::record::TaskRecord;
 use crate::registry::Registry;
-use crate::report::{write_chain, HumanDuration};
+use crate::report::{plural_as, write_chain, HumanDuration};
 use crate::sync::Arc;
 use crate::task_state::Condition;
 
@@ -548,8 +549,8 @@ impl fmt::Display for Profile {
         writeln!(
             f,
             "leakcheck profile: {} live in {}, taken {}",
-            plural(self.total, "task or thread", "tasks and threads"),
-            plural(self.groups.len(), "group", "groups"),
+            plural_as(self.total, "task or thread", "tasks and threads"),
+            plural_as(self.groups.len(), "group", "groups"),
             Utc(self.taken)
         )?;
         let shown = if f.alternate() {
@@ -567,8 +568,8 @@ impl fmt::Display for Profile {
             writeln!(
                 f,
                 "\n  ... {} more ({})",
-                plural(rest.len(), "group", "groups"),
-                plural(tasks, "task or thread", "tasks and threads")
+                plural_as(rest.len(), "group", "groups"),
+                plural_as(tasks, "task or thread", "tasks and threads")
             )?;
         }
         Ok(())
@@ -613,14 +614,6 @@ impl fmt::Display for ProfileGroup {
         }
         writeln!(f, "      {line}")?;
         write_chain(f, &self.deepest)
-    }
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
     }
 }
 

@@ -667,10 +667,15 @@ fn owner_of(scope: &ScopeName) -> String {
 }
 
 fn plural(n: usize, noun: &str) -> String {
+    plural_as(n, noun, &format!("{noun}s"))
+}
+
+/// `n` of something, in `one`'s words or `many`'s.
+pub(crate) fn plural_as(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
-        format!("1 {noun}")
+        format!("1 {one}")
     } else {
-        format!("{n} {noun}s")
+        format!("{n} {many}")
     }
 }
 
