@@ -204,43 +204,22 @@
 // the tracking machinery is compiled but unused (and dropped by the linker).
 #![cfg_attr(not(feature = "track"), allow(dead_code, unused_imports))]
 
-mod clock;
-mod context;
-#[cfg(tokio_unstable)]
-mod hooks;
-mod kind;
-mod options;
-mod os_thread;
+mod check;
 pub mod profile;
-mod record;
 mod registry;
 mod report;
-mod rerun;
 pub mod runtime;
-mod scope;
-mod settle;
-mod shelf;
 mod spawn;
-mod stray_threads;
-mod sync;
-mod task_state;
-mod taskdump;
-mod test_main;
-mod test_scope;
-pub mod thread;
-mod tokio_ids;
-mod tracked;
-mod verify;
-mod waker;
 pub mod watch;
 
-pub use kind::Kind;
-pub use options::Options;
+pub use check::options::Options;
+pub use check::test_main::{verify_test_main, ExitCodeLike};
 pub use profile::{profile, Growth, Profile, ProfileGroup};
+pub use registry::kind::Kind;
 pub use report::{Leak, Report};
+pub use spawn::thread;
+pub use spawn::tracked::Tracked;
 pub use spawn::{spawn, spawn_blocking, spawn_local, track, Builder};
-pub use test_main::{verify_test_main, ExitCodeLike};
-pub use tracked::Tracked;
 pub use watch::{Watch, WatchBuilder};
 
 /// Checks a test for leaks: the body runs in a fresh scope named after the
@@ -355,8 +334,8 @@ pub use leakcheck_macros::leak_check;
 #[doc(hidden)]
 pub mod __private {
     #[cfg(unix)]
-    pub use crate::test_main::{verify_at_exit, verify_at_exit_with};
-    pub use crate::test_scope::{TestOutcome, TestScope};
+    pub use crate::check::test_main::{verify_at_exit, verify_at_exit_with};
+    pub use crate::check::test_scope::{TestOutcome, TestScope};
     #[cfg(unix)]
     pub use dtor;
     pub use tokio;

@@ -32,13 +32,13 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::time::{Duration, SystemTime};
 
-use crate::clock::Stamp;
-use crate::kind::Kind;
-use crate::record::TaskRecord;
+use crate::registry::clock::Stamp;
+use crate::registry::kind::Kind;
+use crate::registry::loom_shim::Arc;
+use crate::registry::record::TaskRecord;
+use crate::registry::task_state::Condition;
 use crate::registry::Registry;
 use crate::report::{plural_as, write_chain, HumanDuration};
-use crate::sync::Arc;
-use crate::task_state::Condition;
 
 /// How many groups `Display` prints; `{:#}` prints them all.
 const SHOWN: usize = 20;

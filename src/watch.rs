@@ -37,7 +37,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::profile::{Growth, Profile, SiteKey};
-use crate::sync::Arc;
+use crate::registry::loom_shim::Arc;
 
 type OnGrowth = Box<dyn FnMut(&[Growth], &Profile) + Send>;
 type OnSample = Box<dyn FnMut(&Profile) + Send>;

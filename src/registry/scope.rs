@@ -9,9 +9,9 @@ use std::sync::atomic::AtomicUsize as StaticCounter;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::record::TaskRecord;
-use crate::shelf::Shelf;
-use crate::sync::{fence, lock, Arc, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::registry::loom_shim::{fence, lock, Arc, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::registry::record::TaskRecord;
+use crate::registry::shelf::Shelf;
 
 /// Where a record sits in its scope's storage: shard and shelf key.
 ///
@@ -116,7 +116,7 @@ impl Scope {
     pub(crate) fn new(name: ScopeName) -> Arc<Scope> {
         let mut scope = Scope::standalone(name, shard_count());
         if let Some(fresh) = Arc::get_mut(&mut scope) {
-            fresh.home_thread = crate::os_thread::current_tid();
+            fresh.home_thread = crate::registry::os_thread::current_tid();
         }
         crate::registry::Registry::global().add(&scope);
         scope
@@ -353,8 +353,8 @@ impl Drop for DecrementOnDrop<'_> {
 #[cfg(all(test, loom))]
 mod loom_model {
     use super::{Listing, Scope, ScopeName};
-    use crate::record::Registration;
-    use crate::sync::{Arc, Ordering};
+    use crate::registry::loom_shim::{Arc, Ordering};
+    use crate::registry::record::Registration;
     use loom::thread;
     use std::time::Duration;
 

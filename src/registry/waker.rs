@@ -14,8 +14,8 @@
 use std::mem::ManuallyDrop;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
-use crate::record::TaskRecord;
-use crate::sync::Arc;
+use crate::registry::loom_shim::Arc;
+use crate::registry::record::TaskRecord;
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
 
@@ -102,7 +102,7 @@ mod tests {
     use std::sync::{Arc as StdArc, Mutex};
     use std::task::{Context, Poll, Waker};
 
-    use crate::record::TaskRecord;
+    use crate::registry::record::TaskRecord;
 
     /// Polls a future by hand with a waker that records whether it was woken
     /// since the last poll (what tokio-test's mock task does, without the
@@ -146,7 +146,7 @@ mod tests {
             }
         }
     }
-    use crate::sync::Arc;
+    use crate::registry::loom_shim::Arc;
 
     /// A future that does with its waker whatever the test says.
     struct Probe {

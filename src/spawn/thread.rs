@@ -8,8 +8,8 @@ use std::io;
 use std::panic::Location;
 use std::thread::JoinHandle;
 
-use crate::kind::Kind;
-use crate::record::Registration;
+use crate::registry::kind::Kind;
+use crate::registry::record::Registration;
 use crate::spawn::run_registered;
 
 /// Spawns a tracked thread, like [`std::thread::spawn`].

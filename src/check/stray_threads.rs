@@ -50,7 +50,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::options::Options;
+use crate::check::options::Options;
 use crate::registry::Registry;
 
 /// Whether this platform can list threads.
@@ -90,7 +90,7 @@ pub(crate) fn settle(
     if !ENABLED {
         return Vec::new();
     }
-    crate::settle::reread(deadline, || scan(owners, options), Vec::is_empty)
+    crate::check::settle::reread(deadline, || scan(owners, options), Vec::is_empty)
 }
 
 /// Whether this process runs a single test: cargo-nextest's
@@ -134,7 +134,7 @@ fn scan(owners: &[u32], options: &Options) -> Vec<StrayThread> {
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .collect();
     let main = std::process::id();
-    let me = crate::os_thread::current_tid();
+    let me = crate::registry::os_thread::current_tid();
     let test = only_test();
     let tests = Registry::global().tests();
     // libtest's thread for the test, found by the scopes named after it.
@@ -157,7 +157,7 @@ fn scan(owners: &[u32], options: &Options) -> Vec<StrayThread> {
             tids.iter()
                 .copied()
                 .filter(named_like_test)
-                .min_by_key(|&tid| (crate::os_thread::start_time(tid), tid)),
+                .min_by_key(|&tid| (crate::registry::os_thread::start_time(tid), tid)),
         );
     }
     let skip =
@@ -183,7 +183,7 @@ fn scan(owners: &[u32], options: &Options) -> Vec<StrayThread> {
         .filter(|&tid| !skip(tid) && !tracked.contains(&tid))
         .filter_map(|tid| {
             let name = comm(tid)?;
-            let state = crate::os_thread::kernel_state(tid)?;
+            let state = crate::registry::os_thread::kernel_state(tid)?;
             let inherited = creators.contains(&name);
             Some(StrayThread {
                 tid,

@@ -9,9 +9,9 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::kind::Kind;
-use crate::record::Registration;
-use crate::sync::Arc;
+use crate::registry::kind::Kind;
+use crate::registry::loom_shim::Arc;
+use crate::registry::record::Registration;
 
 pin_project! {
     /// A future registered with leakcheck, returned by [`track`](crate::track).
@@ -83,7 +83,9 @@ impl<F> Tracked<F> {
 
 #[cfg(all(test, feature = "track"))]
 impl<F> Tracked<F> {
-    pub(crate) fn record(&self) -> Option<&crate::sync::Arc<crate::record::TaskRecord>> {
+    pub(crate) fn record(
+        &self,
+    ) -> Option<&crate::registry::loom_shim::Arc<crate::registry::record::TaskRecord>> {
         self.registration.get()
     }
 }
@@ -110,13 +112,13 @@ impl<F: Future> Future for Tracked<F> {
             let output = {
                 // The record is the current owner for the length of this poll and
                 // is handed back even if the future panics.
-                let _lend = crate::context::Lend::new(this.registration);
+                let _lend = crate::registry::owner::Lend::new(this.registration);
                 // SAFETY: `Lend` moved the record's `Arc` into the thread-local
                 // context, where it stays (only `Lend` and `Restore` guards swap
                 // that slot, and each puts back what it took) until `_lend`
                 // drops at the end of this block. The waker and every reference
                 // to it live only inside this block; clones take their own count.
-                let waker = unsafe { crate::waker::borrowed(record_ptr) };
+                let waker = unsafe { crate::registry::waker::borrowed(record_ptr) };
                 let mut counted = Context::from_waker(&waker);
                 this.future.poll(&mut counted)
             };

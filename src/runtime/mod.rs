@@ -63,6 +63,9 @@
 //!
 //! [`RuntimeMetrics::num_alive_tasks`]: tokio::runtime::RuntimeMetrics::num_alive_tasks
 
+#[cfg(tokio_unstable)]
+pub(crate) mod hooks;
+
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::atomic::AtomicBool;
@@ -71,12 +74,12 @@ use std::time::Instant;
 
 use tokio::runtime::{Builder, Handle, LocalOptions, LocalRuntime, Runtime};
 
-use crate::kind::Kind;
-use crate::record::TaskRecord;
+use crate::registry::kind::Kind;
+use crate::registry::loom_shim::Arc;
+use crate::registry::loom_shim::{lock, Mutex, Ordering};
+use crate::registry::record::TaskRecord;
+use crate::registry::scope::{Scope, ScopeName};
 use crate::registry::Registry;
-use crate::scope::{Scope, ScopeName};
-use crate::sync::Arc;
-use crate::sync::{lock, Mutex, Ordering};
 
 /// Builds `builder`'s runtime as one that leakcheck checks whole: a check
 /// that runs on it (inside its `block_on` or one of its tasks) also fails
@@ -180,7 +183,7 @@ fn build_hooked_with<R: HasHandle>(
     build: impl FnOnce(&mut Builder) -> io::Result<R>,
 ) -> io::Result<R> {
     let slot = Arc::new(OnceLock::new());
-    crate::hooks::install(builder, hooks, slot.clone());
+    crate::runtime::hooks::install(builder, hooks, slot.clone());
     let runtime = build(builder)?;
     let id = register(runtime.handle());
     let _ = slot.set(id);
@@ -238,14 +241,14 @@ pub fn build_with(builder: &mut Builder, hooks: Hooks) -> io::Result<Runtime> {
     if cfg!(feature = "track") {
         build_hooked(builder, hooks)
     } else {
-        crate::hooks::install_users_only(builder, hooks);
+        crate::runtime::hooks::install_users_only(builder, hooks);
         builder.build()
     }
 }
 
 #[cfg(tokio_unstable)]
 #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
-pub use crate::hooks::Hooks;
+pub use crate::runtime::hooks::Hooks;
 
 /// The ids of the runtimes built by [`build`]. Entries are never removed:
 /// tokio takes runtime ids from a process-wide counter, so a dropped
@@ -432,9 +435,9 @@ impl Probe {
     /// comes first. tokio's count is not strongly consistent on the
     /// multi-thread runtime (it can lag a task that just ended), and stable
     /// tokio says nothing when a task ends, so it is re-read
-    /// ([`crate::settle::reread`]) rather than concluded from one read.
+    /// ([`crate::check::settle::reread`]) rather than concluded from one read.
     pub(crate) fn settle(&self, deadline: Option<Instant>) -> usize {
-        crate::settle::reread(deadline, || self.untracked_now(), |n| *n == 0)
+        crate::check::settle::reread(deadline, || self.untracked_now(), |n| *n == 0)
     }
 }
 

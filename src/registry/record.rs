@@ -4,13 +4,13 @@
 use std::cell::Cell;
 use std::panic::Location;
 
-use crate::clock::Stamp;
-use crate::kind::Kind;
-use crate::scope::{Scope, Slot};
+use crate::registry::clock::Stamp;
+use crate::registry::kind::Kind;
+use crate::registry::scope::{Scope, Slot};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::sync::Arc;
-use crate::task_state::TaskState;
+use crate::registry::loom_shim::Arc;
+use crate::registry::task_state::TaskState;
 
 /// One live task or thread, as the registry sees it.
 ///
@@ -69,7 +69,7 @@ impl TaskRecord {
         let first = self.state.poll_begin(runtime_waker);
         // Only task dumps and instrumented runtimes (which count their
         // untracked tasks by id) need the id; otherwise skip the lookup.
-        if first && (crate::taskdump::ENABLED || crate::runtime::any_instrumented()) {
+        if first && (crate::report::taskdump::ENABLED || crate::runtime::any_instrumented()) {
             self.note_ids();
         }
     }
@@ -92,7 +92,7 @@ impl TaskRecord {
     /// Names the tokio task (and runtime) this record's future runs in; the
     /// first value of each wins.
     pub(crate) fn spawned_as(&self, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
-        crate::tokio_ids::note(self.id, task, runtime);
+        crate::registry::tokio_ids::note(self.id, task, runtime);
         self.state.mark_ids();
     }
 
@@ -107,18 +107,18 @@ impl TaskRecord {
         self.tokio_ids().runtime
     }
 
-    fn tokio_ids(&self) -> crate::tokio_ids::TokioIds {
+    fn tokio_ids(&self) -> crate::registry::tokio_ids::TokioIds {
         if self.state.has_ids() {
-            crate::tokio_ids::get(self.id)
+            crate::registry::tokio_ids::get(self.id)
         } else {
-            crate::tokio_ids::TokioIds::default()
+            crate::registry::tokio_ids::TokioIds::default()
         }
     }
 
     /// Removes this record's tokio ids, if it has any.
     fn forget_ids(&mut self) {
         if self.state.take_ids_mark() {
-            crate::tokio_ids::forget(self.id);
+            crate::registry::tokio_ids::forget(self.id);
         }
     }
 
@@ -126,7 +126,7 @@ impl TaskRecord {
     /// What the task is doing at `now`, as its kind lets leakcheck tell:
     /// a future it wraps by its counted wakers, one seen only through
     /// tokio's hooks as merely pending, a blocking task or thread as running.
-    pub(crate) fn condition(&self, now: Stamp) -> crate::task_state::Condition {
+    pub(crate) fn condition(&self, now: Stamp) -> crate::registry::task_state::Condition {
         let kind = self.kind();
         if kind == Kind::Untracked {
             self.state.hooked_condition(now)
@@ -202,8 +202,8 @@ mod spare {
     use std::cell::RefCell;
 
     use super::TaskRecord;
-    use crate::kind::Kind;
-    use crate::sync::Arc;
+    use crate::registry::kind::Kind;
+    use crate::registry::loom_shim::Arc;
 
     /// How many emptied records a thread keeps: 32 KiB of 128-byte chunks.
     const KEEP: usize = 256;
@@ -267,7 +267,7 @@ mod spare {
 #[cfg(loom)]
 mod spare {
     use super::TaskRecord;
-    use crate::sync::Arc;
+    use crate::registry::loom_shim::Arc;
 
     pub(super) fn allocate(record: TaskRecord) -> Arc<TaskRecord> {
         Arc::new(record)
@@ -299,9 +299,9 @@ impl Registration {
     ) -> Self {
         // The owner's references move into the record: no count is taken
         // and dropped again on the way.
-        let (scope, parent) = match crate::context::owner() {
-            crate::context::Owner::Task(parent) => (parent.scope.clone(), Some(parent)),
-            crate::context::Owner::Scope(scope) => (scope, None),
+        let (scope, parent) = match crate::registry::owner::owner() {
+            crate::registry::owner::Owner::Task(parent) => (parent.scope.clone(), Some(parent)),
+            crate::registry::owner::Owner::Scope(scope) => (scope, None),
         };
         let slot = Slot::in_home_shard();
         Registration::register(TaskRecord::new(kind, name, spawned_at, parent, scope, slot))
@@ -387,8 +387,8 @@ mod tests {
 #[cfg(all(test, not(loom)))]
 mod reuse_tests {
     use super::Registration;
-    use crate::kind::Kind;
-    use crate::sync::Arc;
+    use crate::registry::kind::Kind;
+    use crate::registry::loom_shim::Arc;
     use std::panic::Location;
 
     fn register(kind: Kind) -> Registration {
@@ -400,7 +400,7 @@ mod reuse_tests {
         let mut first = register(Kind::Task);
         let first_id = first.record().id;
         let child = {
-            let _parent = crate::context::enter(first.record().clone());
+            let _parent = crate::registry::owner::enter(first.record().clone());
             register(Kind::Blocking)
         };
         first.record().state.run_begin();
@@ -447,18 +447,18 @@ mod reuse_tests {
         let parent_id = parent.record().id;
         assert_eq!(parent.record().tokio_id(), Some(task));
         let child = {
-            let _current = crate::context::enter(parent.record().clone());
+            let _current = crate::registry::owner::enter(parent.record().clone());
             register(Kind::Task)
         };
         parent.end(); // the child keeps the parent's record alive
-        assert!(crate::tokio_ids::get(parent_id).task.is_some());
+        assert!(crate::registry::tokio_ids::get(parent_id).task.is_some());
         // A weak reference keeps the child from being kept for reuse: it is
         // dropped, and the parent with it, through the chain unlinking.
         let weak = Arc::downgrade(child.record());
         drop(child);
         assert!(weak.upgrade().is_none());
         assert!(
-            crate::tokio_ids::get(parent_id).task.is_none(),
+            crate::registry::tokio_ids::get(parent_id).task.is_none(),
             "a record dropped through its child's chain forgets its ids"
         );
 

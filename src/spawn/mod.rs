@@ -2,15 +2,18 @@
 //! `tokio::spawn`, `tokio::task::spawn_blocking` and
 //! `tokio::task::spawn_local`, plus the [`Builder`] that names tasks.
 
+pub mod thread;
+pub(crate) mod tracked;
+
 use std::future::Future;
 use std::panic::Location;
 
 use tokio::task::JoinHandle;
 
-use crate::context;
-use crate::kind::Kind;
-use crate::record::Registration;
-use crate::tracked::Tracked;
+use crate::registry::kind::Kind;
+use crate::registry::owner;
+use crate::registry::record::Registration;
+use crate::spawn::tracked::Tracked;
 
 /// Spawns a tracked task on the current tokio runtime, like [`tokio::spawn`].
 ///
@@ -192,7 +195,7 @@ impl Builder {
             #[cfg(tokio_unstable)]
             {
                 let record = tracked.registration().get().cloned();
-                crate::hooks::spawning_tracked(record.as_ref(), || tokio::spawn(tracked))
+                crate::runtime::hooks::spawning_tracked(record.as_ref(), || tokio::spawn(tracked))
             }
             #[cfg(not(tokio_unstable))]
             tokio::spawn(tracked)
@@ -278,6 +281,6 @@ impl Builder {
 #[cfg_attr(not(feature = "track"), allow(dead_code))]
 pub(crate) fn run_registered<R>(registration: Registration, f: impl FnOnce() -> R) -> R {
     registration.record().state.run_begin();
-    let _current = context::enter(registration.record().clone());
+    let _current = owner::enter(registration.record().clone());
     f()
 }

@@ -8,8 +8,8 @@
 
 use std::process::ExitCode;
 
-use crate::options::Options;
-use crate::verify::check_test_binary;
+use crate::check::options::Options;
+use crate::check::verify::check_test_binary;
 
 /// The exit code of a run that passed but leaked: libtest's code for a
 /// failed run, so a leak reads like any other failure.

@@ -6,20 +6,20 @@
 
 use std::time::{Duration, Instant};
 
-use crate::clock::Stamp;
+use crate::registry::clock::Stamp;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-use crate::context;
-use crate::kind::Kind;
-use crate::options::Options;
-use crate::record::TaskRecord;
+use crate::check::options::Options;
+use crate::check::stray_threads::runs_alone;
+use crate::registry::kind::Kind;
+use crate::registry::loom_shim::Arc;
+use crate::registry::owner;
+use crate::registry::record::TaskRecord;
+use crate::registry::scope::{Listing, Scope};
 use crate::registry::Registry;
 use crate::report::{Checked, Leak, Report};
 use crate::runtime::Probe;
-use crate::scope::{Listing, Scope};
-use crate::stray_threads::runs_alone;
-use crate::sync::Arc;
 
 /// What one check looks at: a scope, minus the caller itself.
 pub(crate) struct Target {
@@ -38,18 +38,18 @@ pub(crate) struct Target {
 impl Target {
     /// The scope that a spawn made here would belong to.
     pub(crate) fn current() -> Target {
-        let owner = context::owner();
+        let owner = owner::owner();
         let callers = match &owner {
-            context::Owner::Task(record) => record.lineage().map(|r| r.id).collect(),
-            context::Owner::Scope(_) => Vec::new(),
+            owner::Owner::Task(record) => record.lineage().map(|r| r.id).collect(),
+            owner::Owner::Scope(_) => Vec::new(),
         };
-        let in_task = matches!(owner, context::Owner::Task(_));
+        let in_task = matches!(owner, owner::Owner::Task(_));
         Target {
             runtime: Probe::current(owner.scope(), in_task),
             scope: owner.scope().clone(),
             callers,
             thread: if runs_alone() {
-                crate::os_thread::current_tid()
+                crate::registry::os_thread::current_tid()
             } else {
                 0
             },
@@ -90,8 +90,8 @@ pub(crate) fn check_blocking(
         );
     }
     settle(options, &Target::current()).map_err(|mut report| {
-        if crate::taskdump::ENABLED {
-            report.attach_traces(crate::taskdump::capture_blocking());
+        if crate::report::taskdump::ENABLED {
+            report.attach_traces(crate::report::taskdump::capture_blocking());
         }
         report
     })
@@ -123,9 +123,9 @@ pub(crate) async fn check_async(options: &Options) -> Result<(), Report> {
         Err(error) => panic!("leakcheck: the runtime shut down during the check ({error})"),
     };
     match outcome {
-        Err(mut report) if crate::taskdump::ENABLED => {
+        Err(mut report) if crate::report::taskdump::ENABLED => {
             // At most one dump per failing check, bounded in time.
-            report.attach_traces(crate::taskdump::capture().await);
+            report.attach_traces(crate::report::taskdump::capture().await);
             Err(report)
         }
         other => other,
@@ -141,8 +141,8 @@ fn would_stall_runtime() -> bool {
     if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
         return false;
     }
-    let on_blocking_thread = context::current_record()
-        .is_some_and(|r| matches!(r.kind(), Kind::Blocking | Kind::Thread));
+    let on_blocking_thread =
+        owner::current_record().is_some_and(|r| matches!(r.kind(), Kind::Blocking | Kind::Thread));
     !on_blocking_thread
 }
 
@@ -171,7 +171,7 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
     // thread is this test's, so threads nobody tracked can be listed too.
     let stray = if runs_alone() {
         let owners = [target.thread, target.scope.home_thread()];
-        crate::stray_threads::settle(deadline, &owners, options)
+        crate::check::stray_threads::settle(deadline, &owners, options)
     } else {
         Vec::new()
     };
@@ -197,7 +197,7 @@ pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
     let deadline = start.checked_add(options.settle_period());
     // Called from inside a tracked task or thread, skip it and its spawners,
     // as a per-test check does.
-    let callers: Vec<u64> = context::current_record()
+    let callers: Vec<u64> = owner::current_record()
         .map(|record| record.lineage().map(|r| r.id).collect())
         .unwrap_or_default();
     let mut checked: Vec<Arc<Scope>> = Vec::new();
@@ -219,9 +219,9 @@ pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
     // OS threads nobody tracked, once every scope had its chance to end;
     // only on the main thread (the at-exit hook, or a `harness = false`
     // runner), where no test harness has threads of its own running.
-    let on_main = crate::os_thread::current_tid() == std::process::id();
+    let on_main = crate::registry::os_thread::current_tid() == std::process::id();
     let stray = if on_main {
-        crate::stray_threads::settle(deadline, &[], options)
+        crate::check::stray_threads::settle(deadline, &[], options)
     } else {
         Vec::new()
     };
@@ -235,7 +235,7 @@ fn verdict(
     start: Instant,
     survivors: Vec<Arc<TaskRecord>>,
     (untracked, adopted): (usize, bool),
-    stray: Vec<crate::stray_threads::StrayThread>,
+    stray: Vec<crate::check::stray_threads::StrayThread>,
 ) -> Result<(), Report> {
     match into_result(checked.clone(), start, survivors) {
         Err(report) => Err(report

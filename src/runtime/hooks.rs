@@ -25,10 +25,10 @@ use std::sync::OnceLock;
 
 use tokio::runtime::{Builder, TaskMeta};
 
-use crate::context::Restore;
-use crate::kind::Kind;
-use crate::record::{Registration, TaskRecord};
-use crate::sync::{lock, Arc, Mutex};
+use crate::registry::kind::Kind;
+use crate::registry::loom_shim::{lock, Arc, Mutex};
+use crate::registry::owner::Restore;
+use crate::registry::record::{Registration, TaskRecord};
 
 type Callback = Arc<dyn Fn(&TaskMeta<'_>) + Send + Sync>;
 
@@ -237,7 +237,7 @@ pub(crate) fn install(
         let record = record_of(meta.id());
         let restore = record.map(|record| {
             record.state.hook_poll_begin();
-            (record.clone(), crate::context::enter(record))
+            (record.clone(), crate::registry::owner::enter(record))
         });
         let _ = POLLING.try_with(|p| p.borrow_mut().push(restore));
         if let Some(f) = &before_poll {

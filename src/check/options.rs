@@ -6,8 +6,8 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::kind::Kind;
-use crate::record::TaskRecord;
+use crate::registry::kind::Kind;
+use crate::registry::record::TaskRecord;
 use crate::registry::Registry;
 use crate::report::{Leak, Report};
 
@@ -293,17 +293,17 @@ impl Options {
     /// # }
     /// ```
     pub async fn find_async(&self) -> Result<(), Report> {
-        crate::verify::check_async(self).await
+        crate::check::verify::check_async(self).await
     }
 
     #[track_caller]
     fn find_named(&self, name: &str, async_name: &str) -> Result<(), Report> {
-        crate::verify::check_blocking(self, name, async_name)
+        crate::check::verify::check_blocking(self, name, async_name)
     }
 
     /// The settle period in force.
     pub(crate) fn settle_period(&self) -> Duration {
-        self.settle.unwrap_or_else(crate::settle::from_env)
+        self.settle.unwrap_or_else(crate::check::settle::from_env)
     }
 
     /// Runs the tests of a `harness = false` target with `run`, then checks
@@ -324,14 +324,14 @@ impl Options {
     /// # drop(stop);
     /// ```
     pub fn verify_test_main<C: crate::ExitCodeLike>(&self, run: impl FnOnce() -> C) -> C {
-        crate::test_main::run_and_check(self, run)
+        crate::check::test_main::run_and_check(self, run)
     }
 
     /// Whether a thread outside leakcheck with this kernel name is forgiven.
     pub(crate) fn forgives_thread_name(&self, kernel_name: &str) -> bool {
-        self.thread_names
-            .iter()
-            .any(|prefix| kernel_name.starts_with(&crate::stray_threads::kernel_name(prefix)))
+        self.thread_names.iter().any(|prefix| {
+            kernel_name.starts_with(&crate::check::stray_threads::kernel_name(prefix))
+        })
     }
 
     /// Whether this record is forgiven.
@@ -416,10 +416,10 @@ mod tests {
         let line = here.line();
         let column = here.column();
         let yes = [
-            "src/options.rs".to_owned(),
+            "src/check/options.rs".to_owned(),
             "options.rs".to_owned(),
             format!("options.rs:{line}"),
-            format!("src/options.rs:{line}:{column}"),
+            format!("src/check/options.rs:{line}:{column}"),
             here.file().to_owned(),
         ];
         for pattern in &yes {

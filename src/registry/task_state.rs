@@ -17,14 +17,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::sync::AtomicU32;
+use crate::registry::loom_shim::AtomicU32;
 use std::task::Waker;
 use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
 
-use crate::clock::Stamp;
-use crate::kind::Kind;
+use crate::registry::clock::Stamp;
+use crate::registry::kind::Kind;
 
 /// Live state of one task. Written by the thread that polls the task (and
 /// by whoever wakes it), read by reports from any thread; every field is a
@@ -107,7 +107,7 @@ impl TaskState {
     /// A blocking task's or thread's closure starts on this thread.
     pub(crate) fn run_begin(&self) {
         self.tid
-            .store(crate::os_thread::current_tid(), Ordering::Relaxed);
+            .store(crate::registry::os_thread::current_tid(), Ordering::Relaxed);
         self.started(0);
     }
 
@@ -190,7 +190,7 @@ impl TaskState {
             None => Condition::NotStarted,
             Some(started) => Condition::Running {
                 for_: now.since(started),
-                kernel: crate::os_thread::kernel_state(self.tid.load(Ordering::Relaxed)),
+                kernel: crate::registry::os_thread::kernel_state(self.tid.load(Ordering::Relaxed)),
             },
         }
     }
@@ -417,7 +417,7 @@ mod tests {
     use std::task::{Context, Poll, Waker};
 
     use super::Condition;
-    use crate::clock::Stamp;
+    use crate::registry::clock::Stamp;
 
     /// Pending forever, leaving its waker in `slot` on every poll.
     struct Parks(Arc<Mutex<Option<Waker>>>);

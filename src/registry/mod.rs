@@ -4,18 +4,30 @@
 //! The registry is off the spawn path: it is touched once per scope (per
 //! test), never per task.
 
+pub(crate) mod clock;
+pub(crate) mod kind;
+pub(crate) mod loom_shim;
+pub(crate) mod os_thread;
+pub(crate) mod owner;
+pub(crate) mod record;
+pub(crate) mod scope;
+pub(crate) mod shelf;
+pub(crate) mod task_state;
+pub(crate) mod tokio_ids;
+pub(crate) mod waker;
+
 use std::sync::OnceLock;
 
-use crate::record::TaskRecord;
-use crate::scope::{Scope, ScopeName};
-use crate::sync::{lock, Arc, Mutex, Weak};
+use crate::registry::loom_shim::{lock, Arc, Mutex, Weak};
+use crate::registry::record::TaskRecord;
+use crate::registry::scope::{Scope, ScopeName};
 
 pub(crate) struct Registry {
     scopes: Mutex<Vec<Weak<Scope>>>,
     /// The name of every test scope ever made, with the home thread of the
     /// first scope of that name, kept after the scope is gone: a thread a
     /// test started inherits its kernel name from the test's thread (see
-    /// `crate::stray_threads`). One entry per name, so per test.
+    /// `crate::check::stray_threads`). One entry per name, so per test.
     tests: Mutex<Vec<(Arc<str>, u32)>>,
 }
 

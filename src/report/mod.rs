@@ -1,17 +1,20 @@
 //! `Report` and `Leak`: what a failing check found, and how it reads.
 
+pub(crate) mod rerun;
+pub(crate) mod taskdump;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::Location;
 use std::time::Duration;
 
-use crate::clock::Stamp;
+use crate::registry::clock::Stamp;
 
-use crate::kind::Kind;
-use crate::record::TaskRecord;
-use crate::scope::ScopeName;
-use crate::sync::Arc;
-use crate::task_state::Condition;
+use crate::registry::kind::Kind;
+use crate::registry::loom_shim::Arc;
+use crate::registry::record::TaskRecord;
+use crate::registry::scope::ScopeName;
+use crate::registry::task_state::Condition;
 
 /// One task or thread that outlived the check.
 ///
@@ -227,7 +230,7 @@ pub struct Report {
     /// nothing that could end a survivor could ever run again.
     final_at_once: bool,
     /// OS threads nobody tracked (whole-binary check, Linux).
-    stray: Vec<crate::stray_threads::StrayThread>,
+    stray: Vec<crate::check::stray_threads::StrayThread>,
 }
 
 /// Whether the report could show where its tasks are stuck.
@@ -276,7 +279,7 @@ impl Report {
 
     pub(crate) fn with_stray_threads(
         mut self,
-        stray: Vec<crate::stray_threads::StrayThread>,
+        stray: Vec<crate::check::stray_threads::StrayThread>,
     ) -> Report {
         self.stray = stray;
         self
@@ -295,7 +298,7 @@ impl Report {
     }
 
     /// Attaches await traces from a task dump (`None`: the dump failed).
-    pub(crate) fn attach_traces(&mut self, traces: Option<crate::taskdump::Traces>) {
+    pub(crate) fn attach_traces(&mut self, traces: Option<crate::report::taskdump::Traces>) {
         let Some(traces) = traces else {
             self.traces = TraceStatus::Failed;
             return;
@@ -476,7 +479,7 @@ impl fmt::Display for Report {
                 f,
                 " (tid {}), {} ({}): not started through leakcheck::thread",
                 thread.tid,
-                crate::os_thread::describe(thread.state),
+                crate::registry::os_thread::describe(thread.state),
                 thread.state
             )?;
             if by_owner {
@@ -494,8 +497,8 @@ impl fmt::Display for Report {
         let sites = self.untracked > 0;
         let traces = self.traces == TraceStatus::Unavailable
             && has_async
-            && !crate::taskdump::ENABLED
-            && crate::rerun::DUMPS_SUPPORTED;
+            && !crate::report::taskdump::ENABLED
+            && crate::report::rerun::DUMPS_SUPPORTED;
         let gain = match (sites, traces) {
             (true, true) => {
                 "where each task spawned outside leakcheck was spawned, and the \
@@ -515,8 +518,8 @@ impl fmt::Display for Report {
                 "\nnote: to see {gain}, rerun the test under `--cfg tokio_unstable`{with}:\n      \
                  {}\n      (`cargo leakcheck` is a cargo alias, set up once as leakcheck's README \
                  says in \"See where a plain tokio::spawn came from\")",
-                crate::rerun::command(test),
-                with = if crate::rerun::DUMPS_SUPPORTED {
+                crate::report::rerun::command(test),
+                with = if crate::report::rerun::DUMPS_SUPPORTED {
                     " with leakcheck's `taskdump` feature"
                 } else {
                     ""
@@ -528,7 +531,7 @@ impl fmt::Display for Report {
                 f,
                 "\nnote: no await traces: the task dump did not finish within {} \
                  (a blocked worker?) or the tasks' runtime was out of reach",
-                HumanDuration(crate::taskdump::LIMIT)
+                HumanDuration(crate::report::taskdump::LIMIT)
             ),
             _ => Ok(()),
         }
@@ -770,7 +773,7 @@ impl fmt::Display for Group<'_> {
             .first
             .trace
             .as_deref()
-            .map(|trace| crate::taskdump::trim(trace, MAX_TRACE))
+            .map(|trace| crate::report::taskdump::trim(trace, MAX_TRACE))
             .unwrap_or_default();
         if !frames.is_empty() {
             writeln!(f, "      stuck at:")?;
@@ -847,7 +850,7 @@ impl fmt::Display for ConditionLine<'_> {
                     Some(state) => write!(
                         f,
                         "; kernel: {} ({state})",
-                        crate::os_thread::describe(*state)
+                        crate::registry::os_thread::describe(*state)
                     ),
                     None => Ok(()),
                 }

@@ -7,10 +7,10 @@ use std::future::Future;
 use std::panic::Location;
 use std::process::ExitCode;
 
-use crate::context::{self, ExplicitScope};
-use crate::options::Options;
-use crate::scope::ScopeName;
-use crate::sync::Arc;
+use crate::check::options::Options;
+use crate::registry::loom_shim::Arc;
+use crate::registry::owner::{self, ExplicitScope};
+use crate::registry::scope::ScopeName;
 
 /// A test's own scope and the options its check runs with.
 #[doc(hidden)]
@@ -31,7 +31,7 @@ impl TestScope {
         };
         TestScope {
             options,
-            _entered: context::enter_scope(ScopeName::Test(Arc::from(name))),
+            _entered: owner::enter_scope(ScopeName::Test(Arc::from(name))),
         }
     }
 

@@ -224,8 +224,8 @@ fn is_internal(frame: &str) -> bool {
     [
         "tokio::",
         "<tokio::",
-        "leakcheck::tracked",
-        "<leakcheck::tracked",
+        "leakcheck::spawn::tracked",
+        "<leakcheck::spawn::tracked",
         "core::",
         "<core::",
         "std::",
@@ -242,7 +242,7 @@ mod tests {
     #[test]
     fn own_frames_stay_and_internal_frames_fold() {
         let trace = "\
-╼ <leakcheck::tracked::Tracked<F> as core::future::future::Future>::poll at src/tracked.rs:80:13
+╼ <leakcheck::spawn::tracked::Tracked<F> as core::future::future::Future>::poll at src/spawn/tracked.rs:80:13
   └╼ my_service::worker::{{closure}} at src/worker.rs:40:9
      └╼ tokio::sync::notify::Notified::poll_notified at tokio/src/sync/notify.rs:1:1
         └╼ tokio::runtime::task::trace::trace_leaf at tokio/src/runtime/task/trace/mod.rs:1:1";

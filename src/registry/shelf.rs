@@ -6,8 +6,8 @@
 //! are listed on the side (4 bytes each, only for slots nobody occupies).
 //! Every live task pays for its slot, so the slot is kept small.
 
-use crate::record::TaskRecord;
-use crate::sync::Arc;
+use crate::registry::loom_shim::Arc;
+use crate::registry::record::TaskRecord;
 
 #[derive(Default)]
 pub(crate) struct Shelf {
@@ -94,12 +94,12 @@ impl Shelf {
 #[cfg(all(test, feature = "track", not(loom)))]
 mod tests {
     use super::Shelf;
-    use crate::kind::Kind;
-    use crate::record::Registration;
-    use crate::sync::Arc;
+    use crate::registry::kind::Kind;
+    use crate::registry::loom_shim::Arc;
+    use crate::registry::record::Registration;
     use std::panic::Location;
 
-    fn record() -> Arc<crate::record::TaskRecord> {
+    fn record() -> Arc<crate::registry::record::TaskRecord> {
         // A registered record's allocation; the shelf under test is ours.
         Registration::new(Kind::Task, None, Location::caller())
             .record()
@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn a_slot_costs_a_pointer() {
         assert_eq!(
-            std::mem::size_of::<Option<Arc<crate::record::TaskRecord>>>(),
+            std::mem::size_of::<Option<Arc<crate::registry::record::TaskRecord>>>(),
             std::mem::size_of::<usize>()
         );
     }

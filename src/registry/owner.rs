@@ -12,10 +12,10 @@
 use std::cell::{Cell, RefCell};
 use std::mem::ManuallyDrop;
 
-use crate::record::TaskRecord;
+use crate::registry::loom_shim::Arc;
+use crate::registry::record::TaskRecord;
+use crate::registry::scope::{Scope, ScopeName};
 use crate::registry::Registry;
-use crate::scope::{Scope, ScopeName};
-use crate::sync::Arc;
 
 thread_local! {
     /// The tracked task, blocking closure or thread running on this thread.
@@ -109,12 +109,12 @@ impl Drop for Restore {
 
 /// Moves a record into the context for one poll and hands it back after.
 pub(crate) struct Lend<'a> {
-    slot: &'a mut crate::record::Registration,
+    slot: &'a mut crate::registry::record::Registration,
     previous: Option<Arc<TaskRecord>>,
 }
 
 impl<'a> Lend<'a> {
-    pub(crate) fn new(slot: &'a mut crate::record::Registration) -> Self {
+    pub(crate) fn new(slot: &'a mut crate::registry::record::Registration) -> Self {
         let previous = swap_current(slot.lend());
         Lend { slot, previous }
     }
@@ -149,9 +149,9 @@ impl Drop for ExplicitScope {
 #[cfg(all(test, feature = "track", not(loom)))]
 mod tests {
     use super::{current_record, enter, Lend};
-    use crate::kind::Kind;
-    use crate::record::Registration;
-    use crate::sync::Arc;
+    use crate::registry::kind::Kind;
+    use crate::registry::loom_shim::Arc;
+    use crate::registry::record::Registration;
     use std::panic::Location;
 
     #[test]
