@@ -10,6 +10,7 @@ pub(crate) mod loom_shim;
 pub(crate) mod os_thread;
 pub(crate) mod owner;
 pub(crate) mod record;
+pub(crate) mod runtime_waker;
 pub(crate) mod scope;
 pub(crate) mod shelf;
 pub(crate) mod task_state;

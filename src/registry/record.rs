@@ -64,9 +64,16 @@ impl TaskRecord {
     }
 
     /// A poll of this task starts.
+    ///
+    /// # Safety
+    ///
+    /// Only from the poll of the future that owns this record (see
+    /// [`TaskState::poll_begin`]).
     #[inline]
-    pub(crate) fn poll_begin(&self, runtime_waker: &std::task::Waker) {
-        let first = self.state.poll_begin(runtime_waker);
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn poll_begin(&self, runtime_waker: &std::task::Waker) {
+        // SAFETY: the caller's contract is `poll_begin`'s.
+        let first = unsafe { self.state.poll_begin(runtime_waker) };
         // Only task dumps and instrumented runtimes (which count their
         // untracked tasks by id) need the id; otherwise skip the lookup.
         if first && (crate::report::taskdump::ENABLED || crate::runtime::any_instrumented()) {

@@ -93,7 +93,7 @@ impl<F> Tracked<F> {
 impl<F: Future> Future for Tracked<F> {
     type Output = F::Output;
 
-    #[allow(unsafe_code)] // the counting waker; see the SAFETY comment
+    #[allow(unsafe_code)] // the counting waker and the runtime's; see the SAFETY comments
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         #[cfg(not(feature = "track"))]
@@ -107,7 +107,9 @@ impl<F: Future> Future for Tracked<F> {
                 // Polled after completion: nothing left to track.
                 return this.future.poll(cx);
             };
-            record.poll_begin(cx.waker());
+            // SAFETY: this wrapper owns the registration, and `poll` takes
+            // it by `Pin<&mut Self>`: no other poll of this record runs now.
+            unsafe { record.poll_begin(cx.waker()) };
             let record_ptr = Arc::as_ptr(record);
             let output = {
                 // The record is the current owner for the length of this poll and
