@@ -114,6 +114,7 @@ pub(crate) struct Lend<'a> {
 }
 
 impl<'a> Lend<'a> {
+    #[inline]
     pub(crate) fn new(slot: &'a mut crate::registry::record::Registration) -> Self {
         let previous = swap_current(slot.lend());
         Lend { slot, previous }
@@ -121,6 +122,7 @@ impl<'a> Lend<'a> {
 }
 
 impl Drop for Lend<'_> {
+    #[inline]
     fn drop(&mut self) {
         let record = swap_current(self.previous.take());
         self.slot.restore(record);

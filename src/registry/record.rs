@@ -340,6 +340,7 @@ impl Registration {
     }
 
     /// The record, unless it is lent out or ended.
+    #[inline]
     pub(crate) fn get(&self) -> Option<&Arc<TaskRecord>> {
         self.0.as_ref()
     }
@@ -351,10 +352,12 @@ impl Registration {
 
     /// Moves the record out for the length of a poll; [`Registration::restore`]
     /// puts it back. Returns `None` if it is already lent or ended.
+    #[inline]
     pub(crate) fn lend(&mut self) -> Option<Arc<TaskRecord>> {
         self.0.take()
     }
 
+    #[inline]
     pub(crate) fn restore(&mut self, record: Option<Arc<TaskRecord>>) {
         debug_assert!(self.0.is_none());
         self.0 = record;

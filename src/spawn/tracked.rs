@@ -125,7 +125,9 @@ impl<F: Future> Future for Tracked<F> {
                 this.future.poll(&mut counted)
             };
             if let Some(record) = this.registration.get() {
-                if record.state.poll_end() {
+                // A task that just finished reads as one that can never
+                // finish; ending it below wakes a settling check anyway.
+                if record.state.poll_end() && output.is_pending() {
                     record.scope.nudge();
                 }
             }
