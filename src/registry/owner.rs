@@ -27,10 +27,21 @@ thread_local! {
     /// so nothing is leaked; the guards that fill it ([`Lend`],
     /// [`Restore`]) empty it before their thread can end.
     static CURRENT: Cell<Option<ManuallyDrop<Arc<TaskRecord>>>> = const { Cell::new(None) };
+    /// The scopes a spawn outside any task falls to, in one thread-local
+    /// so that a spawn looks them up at once.
+    static SCOPES: RefCell<Scopes> = const {
+        RefCell::new(Scopes {
+            explicit: None,
+            thread: None,
+        })
+    };
+}
+
+struct Scopes {
     /// A scope entered explicitly on this thread (by `#[leak_check]`).
-    static EXPLICIT: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
+    explicit: Option<Arc<Scope>>,
     /// This thread's own scope, made on first use.
-    static THREAD_SCOPE: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
+    thread: Option<Arc<Scope>>,
 }
 
 /// Who owns a spawn made right now on this thread.
@@ -71,13 +82,18 @@ pub(crate) fn owner() -> Owner {
     if tokio::task::try_id().is_some() {
         return Owner::Scope(Registry::process_scope().clone());
     }
-    if let Ok(Some(scope)) = EXPLICIT.try_with(|e| e.borrow().clone()) {
-        return Owner::Scope(scope);
-    }
-    THREAD_SCOPE
-        .try_with(|slot| {
-            slot.borrow_mut()
-                .get_or_insert_with(|| Scope::new(thread_scope_name()))
+    SCOPES
+        .try_with(|scopes| {
+            let mut scopes = scopes.borrow_mut();
+            let scopes = &mut *scopes;
+            scopes
+                .explicit
+                .as_ref()
+                .unwrap_or_else(|| {
+                    scopes
+                        .thread
+                        .get_or_insert_with(|| Scope::new(thread_scope_name()))
+                })
                 .clone()
         })
         .map(Owner::Scope)
@@ -132,7 +148,7 @@ impl Drop for Lend<'_> {
 /// Enters a fresh scope on this thread until the guard drops.
 pub(crate) fn enter_scope(name: ScopeName) -> ExplicitScope {
     let scope = Scope::new(name);
-    let previous = EXPLICIT.with(|e| e.replace(Some(scope)));
+    let previous = SCOPES.with(|scopes| scopes.borrow_mut().explicit.replace(scope));
     ExplicitScope { previous }
 }
 
@@ -144,7 +160,7 @@ pub(crate) struct ExplicitScope {
 impl Drop for ExplicitScope {
     fn drop(&mut self) {
         let previous = self.previous.take();
-        let _ = EXPLICIT.try_with(|e| *e.borrow_mut() = previous);
+        let _ = SCOPES.try_with(|scopes| scopes.borrow_mut().explicit = previous);
     }
 }
 
