@@ -71,6 +71,30 @@ pub fn verify_test_main<C: ExitCodeLike>(run: impl FnOnce() -> C) -> C {
     run_and_check(&Options::new(), run)
 }
 
+/// The whole-binary check as a method, with these options.
+impl Options {
+    /// Runs the tests of a `harness = false` target with `run`, then checks
+    /// the whole binary with these options: [`verify_test_main`](crate::verify_test_main())
+    /// with what these options forgive (goleak's `VerifyTestMain(m, opts...)`).
+    ///
+    /// ```
+    /// let (stop, parked) = std::sync::mpsc::channel::<()>();
+    /// let code = leakcheck::Options::new().ignore_thread_name("exporter").verify_test_main(|| {
+    ///     // A process-lifetime thread, started by the tests and never stopped:
+    ///     leakcheck::thread::Builder::new()
+    ///         .name("exporter".into())
+    ///         .spawn(move || parked.recv())
+    ///         .unwrap();
+    ///     0
+    /// });
+    /// assert_eq!(code, 0);
+    /// # drop(stop);
+    /// ```
+    pub fn verify_test_main<C: ExitCodeLike>(&self, run: impl FnOnce() -> C) -> C {
+        run_and_check(self, run)
+    }
+}
+
 /// [`verify_test_main`] and [`Options::verify_test_main`]: runs, then checks
 /// with `options` unless the run failed.
 pub(crate) fn run_and_check<C: ExitCodeLike>(options: &Options, run: impl FnOnce() -> C) -> C {

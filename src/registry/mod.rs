@@ -44,10 +44,17 @@ impl Registry {
     /// leakcheck did not spawn, and from thread-local destructors.
     pub(crate) fn process_scope() -> &'static Arc<Scope> {
         static PROCESS: OnceLock<Arc<Scope>> = OnceLock::new();
-        PROCESS.get_or_init(|| Scope::new(ScopeName::Process))
+        PROCESS.get_or_init(|| Registry::global().new_scope(ScopeName::Process))
     }
 
-    pub(crate) fn add(&self, scope: &Arc<Scope>) {
+    /// A new scope, listed here.
+    pub(crate) fn new_scope(&self, name: ScopeName) -> Arc<Scope> {
+        let scope = Scope::new(name);
+        self.add(&scope);
+        scope
+    }
+
+    fn add(&self, scope: &Arc<Scope>) {
         let mut scopes = lock(&self.scopes);
         if scopes.len() == scopes.capacity() {
             // Prune before growing, so the list tracks live scopes, not

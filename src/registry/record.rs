@@ -69,7 +69,7 @@ impl TaskRecord {
         let first = self.state.poll_begin(runtime_waker);
         // Only task dumps and instrumented runtimes (which count their
         // untracked tasks by id) need the id; otherwise skip the lookup.
-        if first && (crate::report::taskdump::ENABLED || crate::runtime::any_instrumented()) {
+        if first && crate::registry::tokio_ids::wanted() {
             self.note_ids();
         }
     }
@@ -81,7 +81,7 @@ impl TaskRecord {
     #[inline(never)]
     fn note_ids(&self) {
         if let Some(id) = tokio::task::try_id() {
-            let runtime = crate::runtime::any_instrumented()
+            let runtime = crate::registry::tokio_ids::runtime_wants_ids()
                 .then(|| tokio::runtime::Handle::try_current().ok())
                 .flatten()
                 .map(|handle| handle.id());
@@ -278,6 +278,23 @@ mod spare {
     }
 }
 
+/// Who a new record belongs to: the task that spawns it (whose scope it
+/// joins, with that task as its parent), or a scope directly. `owner::owner`
+/// says which, for a spawn made now on this thread.
+pub(crate) enum Owner {
+    Task(Arc<TaskRecord>),
+    Scope(Arc<Scope>),
+}
+
+impl Owner {
+    pub(crate) fn scope(&self) -> &Arc<Scope> {
+        match self {
+            Owner::Task(record) => &record.scope,
+            Owner::Scope(scope) => scope,
+        }
+    }
+}
+
 /// Keeps one record registered; dropping it ends the record.
 ///
 /// Every spawner owns exactly one of these per task: inside the future
@@ -291,17 +308,18 @@ mod spare {
 pub(crate) struct Registration(Option<Arc<TaskRecord>>);
 
 impl Registration {
-    /// Registers a new record owned by whatever is running on this thread.
+    /// Registers a new record that `owner` owns.
     pub(crate) fn new(
+        owner: Owner,
         kind: Kind,
         name: Option<Box<str>>,
         spawned_at: &'static Location<'static>,
     ) -> Self {
         // The owner's references move into the record: no count is taken
         // and dropped again on the way.
-        let (scope, parent) = match crate::registry::owner::owner() {
-            crate::registry::owner::Owner::Task(parent) => (parent.scope.clone(), Some(parent)),
-            crate::registry::owner::Owner::Scope(scope) => (scope, None),
+        let (scope, parent) = match owner {
+            Owner::Task(parent) => (parent.scope.clone(), Some(parent)),
+            Owner::Scope(scope) => (scope, None),
         };
         let slot = Slot::in_home_shard();
         Registration::register(TaskRecord::new(kind, name, spawned_at, parent, scope, slot))
@@ -386,23 +404,35 @@ mod tests {
 
 #[cfg(all(test, not(loom)))]
 mod reuse_tests {
-    use super::Registration;
+    use super::{Owner, Registration};
     use crate::registry::kind::Kind;
     use crate::registry::loom_shim::Arc;
+    use crate::registry::scope::{Scope, ScopeName};
     use std::panic::Location;
 
+    thread_local! {
+        static SCOPE: Arc<Scope> = Scope::new(ScopeName::Thread(None));
+    }
+
     fn register(kind: Kind) -> Registration {
-        Registration::new(kind, None, Location::caller())
+        Registration::new(
+            Owner::Scope(SCOPE.with(Arc::clone)),
+            kind,
+            None,
+            Location::caller(),
+        )
+    }
+
+    fn register_child(parent: &Registration, kind: Kind) -> Registration {
+        let owner = Owner::Task(parent.record().clone());
+        Registration::new(owner, kind, None, Location::caller())
     }
 
     #[test]
     fn an_ended_record_nobody_holds_is_reused_fresh() {
         let mut first = register(Kind::Task);
         let first_id = first.record().id;
-        let child = {
-            let _parent = crate::registry::owner::enter(first.record().clone());
-            register(Kind::Blocking)
-        };
+        let child = register_child(&first, Kind::Blocking);
         first.record().state.run_begin();
         drop(child); // the child's parent link goes with it
         let address = Arc::as_ptr(first.record());
@@ -446,10 +476,7 @@ mod reuse_tests {
         parent.record().spawned_as(task, None);
         let parent_id = parent.record().id;
         assert_eq!(parent.record().tokio_id(), Some(task));
-        let child = {
-            let _current = crate::registry::owner::enter(parent.record().clone());
-            register(Kind::Task)
-        };
+        let child = register_child(&parent, Kind::Task);
         parent.end(); // the child keeps the parent's record alive
         assert!(crate::registry::tokio_ids::get(parent_id).task.is_some());
         // A weak reference keeps the child from being kept for reuse: it is

@@ -112,13 +112,13 @@ fn home_shard() -> usize {
 }
 
 impl Scope {
-    /// A new scope, listed in the global registry.
+    /// A new scope made on this thread. Only `Registry::new_scope` makes
+    /// the scopes spawns go to, so that the registry lists each.
     pub(crate) fn new(name: ScopeName) -> Arc<Scope> {
         let mut scope = Scope::standalone(name, shard_count());
         if let Some(fresh) = Arc::get_mut(&mut scope) {
             fresh.home_thread = crate::registry::os_thread::current_tid();
         }
-        crate::registry::Registry::global().add(&scope);
         scope
     }
 

@@ -96,12 +96,14 @@ mod tests {
     use super::Shelf;
     use crate::registry::kind::Kind;
     use crate::registry::loom_shim::Arc;
-    use crate::registry::record::Registration;
+    use crate::registry::record::{Owner, Registration};
+    use crate::registry::scope::{Scope, ScopeName};
     use std::panic::Location;
 
     fn record() -> Arc<crate::registry::record::TaskRecord> {
         // A registered record's allocation; the shelf under test is ours.
-        Registration::new(Kind::Task, None, Location::caller())
+        let owner = Owner::Scope(Scope::new(ScopeName::Thread(None)));
+        Registration::new(owner, Kind::Task, None, Location::caller())
             .record()
             .clone()
     }

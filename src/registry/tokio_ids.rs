@@ -8,7 +8,42 @@
 //! whether it has an entry, and removes it when it is dropped or reused.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
+
+/// Whether this build can take task dumps (the `taskdump` feature, `--cfg
+/// tokio_unstable`, and a target tokio dumps on). The one place that says
+/// so: the report's traces read it from here.
+pub(crate) const TASK_DUMPS: bool = cfg!(all(
+    feature = "taskdump",
+    tokio_unstable,
+    target_os = "linux",
+    any(
+        target_arch = "x86",
+        target_arch = "x86_64",
+        target_arch = "aarch64"
+    )
+));
+
+/// Set once a runtime that counts its untracked tasks by id exists (see
+/// `runtime::build`): from then on, a tracked task's first poll notes its
+/// runtime too.
+static RUNTIMES_WANT_IDS: AtomicBool = AtomicBool::new(false);
+
+/// Called when a runtime starts counting its untracked tasks by id.
+pub(crate) fn runtimes_want_ids() {
+    RUNTIMES_WANT_IDS.store(true, Ordering::SeqCst);
+}
+
+/// Whether some runtime counts its untracked tasks by id.
+pub(crate) fn runtime_wants_ids() -> bool {
+    RUNTIMES_WANT_IDS.load(Ordering::Relaxed)
+}
+
+/// Whether anything reads the ids: task dumps, or a runtime of the above.
+pub(crate) fn wanted() -> bool {
+    TASK_DUMPS || runtime_wants_ids()
+}
 
 /// What tokio calls a task and its runtime, each set at most once.
 #[derive(Clone, Copy, Default)]

@@ -16,6 +16,22 @@ use crate::registry::record::TaskRecord;
 use crate::registry::scope::ScopeName;
 use crate::registry::task_state::Condition;
 
+/// One thread that nobody tracked, as a check found it
+/// (`check::stray_threads` lists them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StrayThread {
+    pub(crate) tid: u32,
+    /// The kernel's name for it (`comm`: at most 15 bytes of the name).
+    pub(crate) name: String,
+    /// The kernel name is its creator's, not a name of its own: it is
+    /// unnamed, or named but not yet running.
+    pub(crate) inherited: bool,
+    /// The scheduler state letter.
+    pub(crate) state: char,
+    /// The test that started it, when the process runs one test (nextest).
+    pub(crate) test: Option<std::sync::Arc<str>>,
+}
+
 /// One task or thread that outlived the check.
 ///
 /// ```
@@ -230,7 +246,7 @@ pub struct Report {
     /// nothing that could end a survivor could ever run again.
     final_at_once: bool,
     /// OS threads nobody tracked (whole-binary check, Linux).
-    stray: Vec<crate::check::stray_threads::StrayThread>,
+    stray: Vec<StrayThread>,
 }
 
 /// Whether the report could show where its tasks are stuck.
@@ -277,10 +293,7 @@ impl Report {
         Report::new(Checked::TrackingOff, Duration::ZERO, Vec::new())
     }
 
-    pub(crate) fn with_stray_threads(
-        mut self,
-        stray: Vec<crate::check::stray_threads::StrayThread>,
-    ) -> Report {
+    pub(crate) fn with_stray_threads(mut self, stray: Vec<StrayThread>) -> Report {
         self.stray = stray;
         self
     }

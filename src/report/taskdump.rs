@@ -11,16 +11,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// Whether this build can take task dumps.
-pub(crate) const ENABLED: bool = cfg!(all(
-    feature = "taskdump",
-    tokio_unstable,
-    target_os = "linux",
-    any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "aarch64"
-    )
-));
+pub(crate) const ENABLED: bool = crate::registry::tokio_ids::TASK_DUMPS;
 
 /// How long a dump may take before the report goes without traces.
 pub(crate) const LIMIT: Duration = Duration::from_secs(2);

@@ -27,7 +27,7 @@ use tokio::runtime::{Builder, TaskMeta};
 
 use crate::registry::kind::Kind;
 use crate::registry::loom_shim::{lock, Arc, Mutex};
-use crate::registry::owner::Restore;
+use crate::registry::owner::{self, Restore};
 use crate::registry::record::{Registration, TaskRecord};
 
 type Callback = Arc<dyn Fn(&TaskMeta<'_>) + Send + Sync>;
@@ -263,7 +263,7 @@ fn on_spawn(meta: &TaskMeta<'_>, runtime: Option<tokio::runtime::Id>) {
         tracked.spawned_as(id, runtime);
         return;
     }
-    let registration = Registration::new(Kind::Untracked, None, meta.spawned_at());
+    let registration = owner::register(Kind::Untracked, None, meta.spawned_at());
     registration.record().spawned_as(id, runtime);
     lock(shard(id)).insert(id, registration);
 }

@@ -11,6 +11,7 @@ use pin_project_lite::pin_project;
 
 use crate::registry::kind::Kind;
 use crate::registry::loom_shim::Arc;
+use crate::registry::owner;
 use crate::registry::record::Registration;
 
 pin_project! {
@@ -60,7 +61,7 @@ impl<F> Tracked<F> {
     ) -> Self {
         Tracked {
             future,
-            registration: Registration::new(kind, name, spawned_at),
+            registration: owner::register(kind, name, spawned_at),
         }
     }
 }
