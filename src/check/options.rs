@@ -170,7 +170,7 @@ impl Options {
         let mut ids: Vec<u64> = Registry::global()
             .all_records()
             .iter()
-            .map(|r| r.id)
+            .map(|r| r.id())
             .chain(self.current.iter().copied())
             .collect();
         ids.sort_unstable();
@@ -193,7 +193,7 @@ impl Options {
 
     /// Whether this record is forgiven.
     pub(crate) fn forgives(&self, record: &Arc<TaskRecord>, leak: impl FnOnce() -> Leak) -> bool {
-        if self.current.binary_search(&record.id).is_ok() {
+        if self.current.binary_search(&record.id()).is_ok() {
             return true;
         }
         if let Some(name) = record.name() {
@@ -209,7 +209,7 @@ impl Options {
         if self
             .sites
             .iter()
-            .any(|p| site_matches(p, record.spawned_at))
+            .any(|p| site_matches(p, record.spawned_at()))
         {
             return true;
         }

@@ -151,7 +151,7 @@ fn scan(owners: &[u32], options: &Options) -> Vec<StrayThread> {
     let tracked: Vec<u32> = Registry::global()
         .all_records()
         .iter()
-        .map(|r| r.state.tid())
+        .map(|r| r.tid())
         .filter(|&tid| tid != 0)
         .collect();
     let test: Option<Arc<str>> = test.map(Arc::from);

@@ -177,7 +177,7 @@ impl Target {
     pub(crate) fn current() -> Target {
         let owner = owner::owner();
         let callers = match &owner {
-            Owner::Task(record) => record.lineage().map(|r| r.id).collect(),
+            Owner::Task(record) => record.lineage().map(|r| r.id()).collect(),
             Owner::Scope(_) => Vec::new(),
         };
         let in_task = matches!(owner, Owner::Task(_));
@@ -335,7 +335,7 @@ pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
     // Called from inside a tracked task or thread, skip it and its spawners,
     // as a per-test check does.
     let callers: Vec<u64> = owner::current_record()
-        .map(|record| record.lineage().map(|r| r.id).collect())
+        .map(|record| record.lineage().map(|r| r.id()).collect())
         .unwrap_or_default();
     let mut checked: Vec<Arc<Scope>> = Vec::new();
     let mut left = Vec::new();
@@ -404,14 +404,14 @@ fn survivors(
 ) -> Listing {
     scope.settle(deadline, grace(options), |scope| {
         let now = Stamp::now();
-        let live = scope.snapshot(|record| callers.first() != Some(&record.id));
+        let live = scope.snapshot(|record| callers.first() != Some(&record.id()));
         let hopeless = !live.is_empty()
             && live.iter().all(|record| record.can_never_finish())
             && runtime.is_none_or(|probe| probe.untracked_now() == 0);
         let mut left: Vec<_> = live
             .into_iter()
             .filter(|record| {
-                !callers.contains(&record.id)
+                !callers.contains(&record.id())
                     && !options.forgives(record, || Leak::new(record.clone(), now))
             })
             .collect();
@@ -456,7 +456,7 @@ fn into_result(
     // The survivors were listed at the deadline, and the ignore predicates
     // ran since: a task that ended meanwhile is no leak. Whatever ends after
     // this line ended after the check gave its verdict.
-    survivors.retain(|record| record.scope.holds(record));
+    survivors.retain(|record| record.scope().holds(record));
     if survivors.is_empty() {
         return Ok(());
     }

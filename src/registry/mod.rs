@@ -11,7 +11,7 @@ pub(crate) mod os_thread;
 pub(crate) mod owner;
 pub(crate) mod record;
 pub(crate) mod scope;
-pub(crate) mod shelf;
+mod shelf;
 pub(crate) mod task_state;
 pub(crate) mod tokio_ids;
 pub(crate) mod waker;
@@ -42,13 +42,13 @@ impl Registry {
 
     /// The scope of spawns that belong to no test: from inside tasks that
     /// leakcheck did not spawn, and from thread-local destructors.
-    pub(crate) fn process_scope() -> &'static Arc<Scope> {
+    pub(super) fn process_scope() -> &'static Arc<Scope> {
         static PROCESS: OnceLock<Arc<Scope>> = OnceLock::new();
         PROCESS.get_or_init(|| Registry::global().new_scope(ScopeName::Process))
     }
 
     /// A new scope, listed here.
-    pub(crate) fn new_scope(&self, name: ScopeName) -> Arc<Scope> {
+    pub(super) fn new_scope(&self, name: ScopeName) -> Arc<Scope> {
         let scope = Scope::new(name);
         self.add(&scope);
         scope

@@ -17,18 +17,18 @@ use crate::registry::task_state::TaskState;
 /// Records are immutable once registered, so a report can read them without
 /// any lock. The parent link forms the chain "spawned by task at ...".
 pub(crate) struct TaskRecord {
-    pub(crate) id: u64,
+    pub(super) id: u64,
     /// Boxed twice so that an unnamed task (most are) pays one pointer for
     /// it, not the two of a `Box<str>`.
     #[allow(clippy::redundant_allocation)]
     name: Option<Box<Box<str>>>,
-    pub(crate) spawned_at: &'static Location<'static>,
-    pub(crate) born: Stamp,
-    pub(crate) parent: Option<Arc<TaskRecord>>,
-    pub(crate) scope: Arc<Scope>,
-    pub(crate) slot: Slot,
+    pub(super) spawned_at: &'static Location<'static>,
+    pub(super) born: Stamp,
+    pub(super) parent: Option<Arc<TaskRecord>>,
+    pub(super) scope: Arc<Scope>,
+    pub(super) slot: Slot,
     /// What the task is doing, updated on every poll.
-    pub(crate) state: TaskState,
+    pub(super) state: TaskState,
 }
 
 impl TaskRecord {
@@ -53,6 +53,43 @@ impl TaskRecord {
         }
     }
 
+    /// Its id: unique in the process, never reused.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Where it was spawned.
+    pub(crate) fn spawned_at(&self) -> &'static Location<'static> {
+        self.spawned_at
+    }
+
+    /// When it was registered.
+    pub(crate) fn born(&self) -> Stamp {
+        self.born
+    }
+
+    /// The tracked task it was spawned from, if any.
+    pub(crate) fn parent(&self) -> Option<&Arc<TaskRecord>> {
+        self.parent.as_ref()
+    }
+
+    /// The scope it belongs to.
+    pub(crate) fn scope(&self) -> &Arc<Scope> {
+        &self.scope
+    }
+
+    /// The OS thread running it, for a blocking task or thread that has
+    /// started (0 otherwise).
+    pub(crate) fn tid(&self) -> u32 {
+        self.state.tid()
+    }
+
+    /// Whether the tokio id table has an entry for it.
+    #[cfg(tokio_unstable)]
+    pub(crate) fn has_ids(&self) -> bool {
+        self.state.has_ids()
+    }
+
     /// What spawned it: task, blocking task, thread, ...
     pub(crate) fn kind(&self) -> Kind {
         self.state.kind()
@@ -72,6 +109,30 @@ impl TaskRecord {
         if first && crate::registry::tokio_ids::wanted() {
             self.note_ids();
         }
+    }
+
+    /// The poll that [`TaskRecord::poll_begin`] started returned. If the
+    /// task can never finish now, a check waiting on its scope hears of it
+    /// at once (see `Scope::nudge`).
+    #[inline]
+    pub(crate) fn poll_end(&self) {
+        if self.state.poll_end() {
+            self.scope.nudge();
+        }
+    }
+
+    /// A poll of a task seen only through tokio's hooks starts: no waker to
+    /// count, only the time.
+    #[cfg(tokio_unstable)]
+    pub(crate) fn hook_poll_begin(&self) {
+        self.state.hook_poll_begin();
+    }
+
+    /// That poll returned. Its wakers aren't counted, so it never reads as
+    /// can never finish, and no check needs to hear of it.
+    #[cfg(tokio_unstable)]
+    pub(crate) fn hook_poll_end(&self) {
+        let _ = self.state.poll_end();
     }
 
     /// On a first poll: records the tokio task (and, while some runtime is
@@ -166,7 +227,7 @@ impl Drop for TaskRecord {
 
 /// Hands out record ids without a shared counter on the spawn path: each
 /// thread reserves a block of ids at a time.
-pub(crate) fn next_id() -> u64 {
+pub(super) fn next_id() -> u64 {
     const BLOCK: u64 = 1024;
     static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
     thread_local! {
@@ -329,7 +390,7 @@ impl Registration {
     /// loom model registers, without the thread-local context.
     #[cfg(loom)]
     #[track_caller]
-    pub(crate) fn in_shard(scope: &Arc<Scope>, shard: usize) -> Self {
+    pub(super) fn in_shard(scope: &Arc<Scope>, shard: usize) -> Self {
         let slot = Slot::in_shard(shard);
         let record = TaskRecord::new(
             Kind::Task,
@@ -362,7 +423,7 @@ impl Registration {
 
     /// Moves the record out for the length of a poll; [`Registration::restore`]
     /// puts it back. Returns `None` if it is already lent or ended.
-    pub(crate) fn lend(&mut self) -> Option<Arc<TaskRecord>> {
+    pub(super) fn lend(&mut self) -> Option<Arc<TaskRecord>> {
         self.0.take()
     }
 

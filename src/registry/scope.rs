@@ -18,19 +18,19 @@ use crate::registry::shelf::Shelf;
 /// The shard is picked before the record is built; the key is only known
 /// under the shard's lock, and is written and read under it.
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub(super) struct Slot {
     shard: u32,
     key: AtomicU32,
 }
 
 impl Slot {
     /// A slot in this thread's shard, its key still to be picked.
-    pub(crate) fn in_home_shard() -> Slot {
+    pub(super) fn in_home_shard() -> Slot {
         Slot::in_shard(home_shard())
     }
 
     /// A slot in `shard`, its key still to be picked.
-    pub(crate) fn in_shard(shard: usize) -> Slot {
+    pub(super) fn in_shard(shard: usize) -> Slot {
         Slot {
             shard: shard as u32,
             key: AtomicU32::new(u32::MAX),
@@ -187,7 +187,7 @@ impl Scope {
     /// verdict may be final. The fence pairs with the one in
     /// [`Scope::settle`]: either this sees the waiter, or the waiter's
     /// listing sees the task stuck.
-    pub(crate) fn nudge(&self) {
+    pub(super) fn nudge(&self) {
         fence(Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
             *lock(&self.epoch) += 1;

@@ -10,7 +10,7 @@ use crate::registry::loom_shim::Arc;
 use crate::registry::record::TaskRecord;
 
 #[derive(Default)]
-pub(crate) struct Shelf {
+pub(super) struct Shelf {
     slots: Vec<Option<Arc<TaskRecord>>>,
     vacant: Vec<u32>,
     len: usize,
@@ -66,7 +66,7 @@ impl Shelf {
     /// returns the slot to go on from, or `None` past the last one. Records
     /// never change slots, so a walk in steps visits each record that stays
     /// alive once, whatever comes and goes between the steps.
-    pub(crate) fn copy_from(
+    pub(super) fn copy_from(
         &self,
         from: usize,
         max: usize,

@@ -34,7 +34,7 @@ use crate::registry::kind::Kind;
 /// bits, "inside a poll" is a flag next to the last poll's stamp rather than
 /// a stamp of its own, and the tokio ids, which only task dumps and
 /// instrumented runtimes ask for, live in a side table (`tokio_ids.rs`).
-pub(crate) struct TaskState {
+pub(super) struct TaskState {
     /// When the last poll started, as a [`Stamp`] word; 0 if never polled.
     /// For blocking tasks and threads: when their closure started.
     last_poll: AtomicU64,
@@ -105,7 +105,7 @@ impl TaskState {
     }
 
     /// A blocking task's or thread's closure starts on this thread.
-    pub(crate) fn run_begin(&self) {
+    pub(super) fn run_begin(&self) {
         self.tid
             .store(crate::registry::os_thread::current_tid(), Ordering::Relaxed);
         self.started(0);
@@ -129,18 +129,19 @@ impl TaskState {
     }
 
     /// The tokio id table has an entry for this task now.
-    pub(crate) fn mark_ids(&self) {
+    pub(super) fn mark_ids(&self) {
         self.has_ids.store(true, Ordering::Release);
     }
 
     /// Whether the table had an entry; from now on it hasn't.
-    pub(crate) fn take_ids_mark(&mut self) -> bool {
+    pub(super) fn take_ids_mark(&mut self) -> bool {
         std::mem::take(self.has_ids.get_mut())
     }
 
     /// Lets go of the runtime's waker once the task has ended, while the
-    /// record is kept for reuse.
-    pub(crate) fn clear(&mut self) {
+    /// record is kept for reuse (never under loom, which reuses nothing).
+    #[cfg(not(loom))]
+    pub(super) fn clear(&mut self) {
         self.runtime_waker = AtomicWaker::new();
     }
 
@@ -175,7 +176,7 @@ impl TaskState {
     /// What a task seen only through tokio's hooks is doing at `now`: no
     /// waker was counted, so "pending" is all that can be said of a task
     /// that is not inside `poll`.
-    pub(crate) fn hooked_condition(&self, now: Stamp) -> Condition {
+    pub(super) fn hooked_condition(&self, now: Stamp) -> Condition {
         match self.condition(now) {
             Condition::CanNeverFinish { polls, last }
             | Condition::Waiting { polls, last, .. }
@@ -204,7 +205,7 @@ impl TaskState {
 /// `WOKEN`; any thread may set `WOKEN` and move the count. So the poller
 /// knows the bits it owns without a compare-and-swap, and every change is
 /// one read-modify-write.
-pub(crate) struct Activity(AtomicU32);
+pub(super) struct Activity(AtomicU32);
 
 /// Inside `poll` (or running its closure) right now.
 const BUSY: u32 = 1 << 31;
@@ -217,7 +218,7 @@ const WAKERS: u32 = POLLED - 1;
 
 /// One read of an [`Activity`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Seen {
+pub(super) struct Seen {
     pub(crate) busy: bool,
     pub(crate) woken: bool,
     pub(crate) polled: bool,

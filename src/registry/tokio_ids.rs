@@ -41,13 +41,13 @@ pub(crate) fn runtime_wants_ids() -> bool {
 }
 
 /// Whether anything reads the ids: task dumps, or a runtime of the above.
-pub(crate) fn wanted() -> bool {
+pub(super) fn wanted() -> bool {
     TASK_DUMPS || runtime_wants_ids()
 }
 
 /// What tokio calls a task and its runtime, each set at most once.
 #[derive(Clone, Copy, Default)]
-pub(crate) struct TokioIds {
+pub(super) struct TokioIds {
     /// The tokio task that runs the record's future.
     pub(crate) task: Option<tokio::task::Id>,
     /// The runtime of that task, once known.
@@ -71,7 +71,7 @@ fn table(record: u64) -> std::sync::MutexGuard<'static, HashMap<u64, TokioIds>> 
 
 /// Records `record`'s task (and runtime, if given) unless already known:
 /// the first value of each wins.
-pub(crate) fn note(record: u64, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
+pub(super) fn note(record: u64, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
     let mut table = table(record);
     let ids = table.entry(record).or_default();
     ids.task.get_or_insert(task);
@@ -81,11 +81,11 @@ pub(crate) fn note(record: u64, task: tokio::task::Id, runtime: Option<tokio::ru
 }
 
 /// `record`'s ids, as far as known.
-pub(crate) fn get(record: u64) -> TokioIds {
+pub(super) fn get(record: u64) -> TokioIds {
     table(record).get(&record).copied().unwrap_or_default()
 }
 
 /// Drops `record`'s entry.
-pub(crate) fn forget(record: u64) {
+pub(super) fn forget(record: u64) {
     table(record).remove(&record);
 }

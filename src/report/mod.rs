@@ -65,7 +65,7 @@ pub struct Leak {
 
 impl Leak {
     pub(crate) fn new(record: Arc<TaskRecord>, now: Stamp) -> Leak {
-        let age = now.since(record.born);
+        let age = now.since(record.born());
         let condition = record.condition(now);
         Leak {
             record,
@@ -123,7 +123,7 @@ impl Leak {
     /// println!("{}:{}", site.file(), site.line());
     /// ```
     pub fn spawned_at(&self) -> &'static Location<'static> {
-        self.record.spawned_at
+        self.record.spawned_at()
     }
 
     /// Where its spawners were spawned, nearest first: the chain a report
@@ -147,7 +147,7 @@ impl Leak {
         self.record
             .lineage()
             .skip(1)
-            .map(|parent| (parent.kind(), parent.spawned_at))
+            .map(|parent| (parent.kind(), parent.spawned_at()))
     }
 
     /// How long it had been alive when the check gave up waiting.
@@ -185,7 +185,7 @@ impl Leak {
     /// let test: Option<&str> = report.leaks()[0].test();
     /// ```
     pub fn test(&self) -> Option<&str> {
-        match self.record.scope.name() {
+        match self.record.scope().name() {
             ScopeName::Test(name) => Some(name),
             ScopeName::Thread(name) => name.as_deref(),
             ScopeName::Process => None,
@@ -715,7 +715,7 @@ fn groups(leaks: &[Leak], by_owner: bool) -> impl Iterator<Item = Group<'_>> {
     let mut by_site: BTreeMap<Key, (Group<'_>, usize)> = BTreeMap::new();
     for leak in leaks {
         let site = leak.spawned_at();
-        let owner = by_owner.then(|| owner_of(leak.record.scope.name()));
+        let owner = by_owner.then(|| owner_of(leak.record.scope().name()));
         let key = (
             site.file(),
             site.line(),
@@ -774,7 +774,7 @@ impl fmt::Display for Group<'_> {
         write!(
             f,
             " spawned at {}, {age} {}",
-            record.spawned_at,
+            record.spawned_at(),
             HumanDuration(self.oldest)
         )?;
         match &self.owner {
@@ -879,10 +879,9 @@ pub(crate) fn write_chain(f: &mut fmt::Formatter<'_>, record: &TaskRecord) -> fm
     let mut shown = 0;
     while let Some(link) = links.next() {
         let mut repeats = 1;
-        while links
-            .peek()
-            .is_some_and(|next| next.kind() == link.kind() && next.spawned_at == link.spawned_at)
-        {
+        while links.peek().is_some_and(|next| {
+            next.kind() == link.kind() && next.spawned_at() == link.spawned_at()
+        }) {
             links.next();
             repeats += 1;
         }
@@ -894,7 +893,7 @@ pub(crate) fn write_chain(f: &mut fmt::Formatter<'_>, record: &TaskRecord) -> fm
         if let Some(name) = link.name() {
             write!(f, " \"{name}\"")?;
         }
-        write!(f, " at {}", link.spawned_at)?;
+        write!(f, " at {}", link.spawned_at())?;
         if repeats > 1 {
             write!(f, " (×{repeats}, recursively)")?;
         }

@@ -236,7 +236,7 @@ pub(crate) fn install(
     builder.on_before_task_poll(move |meta| {
         let record = record_of(meta.id());
         let restore = record.map(|record| {
-            record.state.hook_poll_begin();
+            record.hook_poll_begin();
             (record.clone(), crate::registry::owner::enter(record))
         });
         let _ = POLLING.try_with(|p| p.borrow_mut().push(restore));
@@ -250,8 +250,7 @@ pub(crate) fn install(
         }
         let polled = POLLING.try_with(|p| p.borrow_mut().pop()).ok().flatten();
         if let Some((record, restore)) = polled.flatten() {
-            // Its wakers aren't counted: it never reads as stuck.
-            let _ = record.state.poll_end();
+            record.hook_poll_end();
             drop(restore);
         }
     });

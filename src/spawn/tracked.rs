@@ -124,9 +124,7 @@ impl<F: Future> Future for Tracked<F> {
                 this.future.poll(&mut counted)
             };
             if let Some(record) = this.registration.get() {
-                if record.state.poll_end() {
-                    record.scope.nudge();
-                }
+                record.poll_end();
             }
             if output.is_ready() {
                 // Ended now, not when the runtime gets round to dropping us.
