@@ -1,6 +1,6 @@
 //! Make leaked tokio tasks and threads fail your tests.
 //!
-//! Spawn through leakcheck ([`spawn`], [`spawn_blocking`], [`spawn_local`],
+//! Spawn through leakcheck ([`spawn`](fn@spawn), [`spawn_blocking`], [`spawn_local`],
 //! [`track`], [`Builder`], [`thread::spawn`]; the signatures of tokio's and
 //! std's) and every task and thread is registered, attributed to the test
 //! that spawned it. Then check each test:

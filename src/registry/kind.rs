@@ -21,7 +21,7 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Kind {
-    /// An async task: [`spawn`](crate::spawn), [`Builder::spawn`](crate::Builder::spawn)
+    /// An async task: [`spawn`](fn@crate::spawn), [`Builder::spawn`](crate::Builder::spawn)
     /// or a future wrapped by [`track`](crate::track).
     Task,
     /// A closure on tokio's blocking pool: [`spawn_blocking`](crate::spawn_blocking).

@@ -370,7 +370,7 @@ pub(crate) struct Registration(Option<Arc<TaskRecord>>);
 
 impl Registration {
     /// Registers a new record that `owner` owns.
-    pub(crate) fn new(
+    pub(super) fn new(
         owner: Owner,
         kind: Kind,
         name: Option<Box<str>>,
@@ -427,7 +427,7 @@ impl Registration {
         self.0.take()
     }
 
-    pub(crate) fn restore(&mut self, record: Option<Arc<TaskRecord>>) {
+    pub(super) fn restore(&mut self, record: Option<Arc<TaskRecord>>) {
         debug_assert!(self.0.is_none());
         self.0 = record;
     }

@@ -114,7 +114,7 @@ fn home_shard() -> usize {
 impl Scope {
     /// A new scope made on this thread. Only `Registry::new_scope` makes
     /// the scopes spawns go to, so that the registry lists each.
-    pub(crate) fn new(name: ScopeName) -> Arc<Scope> {
+    pub(super) fn new(name: ScopeName) -> Arc<Scope> {
         let mut scope = Scope::standalone(name, shard_count());
         if let Some(fresh) = Arc::get_mut(&mut scope) {
             fresh.home_thread = crate::registry::os_thread::current_tid();
@@ -157,7 +157,7 @@ impl Scope {
     ///
     /// The record is built (and allocated) before, outside the lock: the
     /// lock covers the shelf alone.
-    pub(crate) fn insert(&self, record: &Arc<TaskRecord>) {
+    pub(super) fn insert(&self, record: &Arc<TaskRecord>) {
         debug_assert!(std::ptr::eq(&*record.scope, self));
         let mut shelf = lock(&self.shards[record.slot.shard()].0);
         let key = shelf.insert(record.clone());
@@ -165,7 +165,7 @@ impl Scope {
     }
 
     /// Ends a record: removes it, then wakes anyone settling on this scope.
-    pub(crate) fn remove(&self, record: &TaskRecord) {
+    pub(super) fn remove(&self, record: &TaskRecord) {
         let removed = {
             let mut shelf = lock(&self.shards[record.slot.shard()].0);
             shelf.remove(record.slot.key())
@@ -329,7 +329,7 @@ pub(crate) struct Listing {
 #[cfg(all(test, loom))]
 impl Listing {
     /// Survivors that may still end: wait for them.
-    pub(crate) fn waiting(left: Vec<Arc<TaskRecord>>) -> Listing {
+    pub(super) fn waiting(left: Vec<Arc<TaskRecord>>) -> Listing {
         Listing {
             left,
             hopeless: false,

@@ -22,7 +22,7 @@ impl Shelf {
     /// # Panics
     ///
     /// With more than 4 billion live records in one shard.
-    pub(crate) fn insert(&mut self, record: Arc<TaskRecord>) -> u32 {
+    pub(super) fn insert(&mut self, record: Arc<TaskRecord>) -> u32 {
         self.len += 1;
         if let Some(key) = self.vacant.pop() {
             self.slots[key as usize] = Some(record);
@@ -35,7 +35,7 @@ impl Shelf {
     }
 
     /// Takes the record out of slot `key`, if it holds one.
-    pub(crate) fn remove(&mut self, key: u32) -> Option<Arc<TaskRecord>> {
+    pub(super) fn remove(&mut self, key: u32) -> Option<Arc<TaskRecord>> {
         let record = self.slots.get_mut(key as usize)?.take()?;
         self.vacant.push(key);
         self.len -= 1;
@@ -43,22 +43,22 @@ impl Shelf {
     }
 
     /// The record in slot `key`, if any.
-    pub(crate) fn get(&self, key: u32) -> Option<&Arc<TaskRecord>> {
+    pub(super) fn get(&self, key: u32) -> Option<&Arc<TaskRecord>> {
         self.slots.get(key as usize)?.as_ref()
     }
 
     /// How many records it holds.
-    pub(crate) fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.len
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Every record it holds. Walks the vacant slots too: as many as the
     /// shard ever held at once.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<TaskRecord>> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<TaskRecord>> {
         self.slots.iter().flatten()
     }
 

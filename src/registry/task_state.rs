@@ -59,7 +59,7 @@ pub(super) struct TaskState {
 
 impl TaskState {
     /// The state of a task of `kind` that hasn't started yet.
-    pub(crate) fn new(kind: Kind) -> TaskState {
+    pub(super) fn new(kind: Kind) -> TaskState {
         TaskState {
             last_poll: AtomicU64::new(0),
             polls: AtomicU32::new(0),
@@ -72,14 +72,14 @@ impl TaskState {
     }
 
     /// The task's kind.
-    pub(crate) fn kind(&self) -> Kind {
+    pub(super) fn kind(&self) -> Kind {
         self.kind
     }
 
     /// A poll starts: remember the runtime's waker and the time. Returns
     /// whether it is the first.
     #[inline]
-    pub(crate) fn poll_begin(&self, runtime_waker: &Waker) -> bool {
+    pub(super) fn poll_begin(&self, runtime_waker: &Waker) -> bool {
         // Only the polling thread writes the count (a future is polled by
         // one thread at a time), so a load and a store do: no RMW.
         let polls = self.polls.load(Ordering::Relaxed);
@@ -100,7 +100,7 @@ impl TaskState {
     /// The poll returned; true when the task can never finish now.
     #[inline]
     #[must_use]
-    pub(crate) fn poll_end(&self) -> bool {
+    pub(super) fn poll_end(&self) -> bool {
         self.activity.poll_end()
     }
 
@@ -112,19 +112,19 @@ impl TaskState {
     }
 
     /// The OS thread running this blocking task or thread, 0 if unknown.
-    pub(crate) fn tid(&self) -> u32 {
+    pub(super) fn tid(&self) -> u32 {
         self.tid.load(Ordering::Relaxed)
     }
 
     /// A poll of a task that leakcheck doesn't wrap starts (tokio's
     /// before-poll hook): no waker to count, only the time.
     #[cfg(tokio_unstable)]
-    pub(crate) fn hook_poll_begin(&self) {
+    pub(super) fn hook_poll_begin(&self) {
         self.started(self.polls.load(Ordering::Relaxed));
     }
 
     /// Whether the tokio id table has an entry for this task.
-    pub(crate) fn has_ids(&self) -> bool {
+    pub(super) fn has_ids(&self) -> bool {
         self.has_ids.load(Ordering::Acquire)
     }
 
@@ -146,7 +146,7 @@ impl TaskState {
     }
 
     /// What the task is doing at `now`, for an async task.
-    pub(crate) fn condition(&self, now: Stamp) -> Condition {
+    pub(super) fn condition(&self, now: Stamp) -> Condition {
         // The verdict comes from one read of one word; the counts and times
         // beside it only describe it.
         let seen = self.activity.read();
@@ -186,7 +186,7 @@ impl TaskState {
     }
 
     /// What a blocking task or thread is doing at `now`.
-    pub(crate) fn running(&self, now: Stamp) -> Condition {
+    pub(super) fn running(&self, now: Stamp) -> Condition {
         match Stamp::decode(self.last_poll.load(Ordering::Relaxed)) {
             None => Condition::NotStarted,
             Some(started) => Condition::Running {
@@ -228,13 +228,13 @@ pub(super) struct Seen {
 impl Seen {
     /// Nothing can ever wake the task: polled, not polling, not woken, no
     /// waker alive.
-    pub(crate) fn can_never_finish(self) -> bool {
+    pub(super) fn can_never_finish(self) -> bool {
         self.polled && !self.busy && !self.woken && self.wakers == 0
     }
 }
 
 impl Activity {
-    pub(crate) fn new() -> Activity {
+    pub(super) fn new() -> Activity {
         Activity(AtomicU32::new(0))
     }
 
@@ -245,7 +245,7 @@ impl Activity {
     /// still set and subtracting it is exact. A wake that lands between the
     /// read and the add is kept: the runtime was woken too and polls again.
     #[inline]
-    pub(crate) fn poll_begin(&self) {
+    pub(super) fn poll_begin(&self) {
         let before = self.0.load(Ordering::Relaxed);
         let mut delta = BUSY.wrapping_sub(if before & WOKEN != 0 { WOKEN } else { 0 });
         if before & POLLED == 0 {
@@ -261,13 +261,13 @@ impl Activity {
     /// wants to hear of.
     #[inline]
     #[must_use]
-    pub(crate) fn poll_end(&self) -> bool {
+    pub(super) fn poll_end(&self) -> bool {
         let before = self.0.fetch_sub(BUSY, Ordering::Release);
         before.wrapping_sub(BUSY) == POLLED
     }
 
     /// A clone of the waker was made.
-    pub(crate) fn cloned(&self) {
+    pub(super) fn cloned(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -275,18 +275,18 @@ impl Activity {
     /// [`Activity::woken`]). True when it was the last thing that could
     /// wake the task, as for [`Activity::poll_end`].
     #[must_use]
-    pub(crate) fn dropped(&self) -> bool {
+    pub(super) fn dropped(&self) -> bool {
         let before = self.0.fetch_sub(1, Ordering::Release);
         before.wrapping_sub(1) == POLLED
     }
 
     /// The waker was woken.
-    pub(crate) fn woken(&self) {
+    pub(super) fn woken(&self) {
         self.0.fetch_or(WOKEN, Ordering::Release);
     }
 
     /// The four facts, at one instant.
-    pub(crate) fn read(&self) -> Seen {
+    pub(super) fn read(&self) -> Seen {
         let word = self.0.load(Ordering::Acquire);
         Seen {
             busy: word & BUSY != 0,
