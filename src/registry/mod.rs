@@ -50,6 +50,12 @@
 //! this module's [`Registry`] lists scopes. [`loom_shim`] is how a `--cfg
 //! loom` build swaps in model-checked locks and atomics.
 
+// Without the `track` feature nothing registers: the spawners are tokio's
+// and std's own, so the core's writing half (registration, the per-poll
+// lend, the counting waker) is compiled, and type-checked with the rest,
+// but never called. The reading half still serves checks and reports.
+#![cfg_attr(not(feature = "track"), allow(dead_code))]
+
 pub(crate) mod clock;
 pub(crate) mod kind;
 pub(crate) mod loom_shim;

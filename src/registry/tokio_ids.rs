@@ -11,19 +11,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-/// Whether this build can take task dumps (the `taskdump` feature, `--cfg
-/// tokio_unstable`, and a target tokio dumps on). The one place that says
-/// so: the report's traces read it from here.
-pub(crate) const TASK_DUMPS: bool = cfg!(all(
-    feature = "taskdump",
-    tokio_unstable,
-    target_os = "linux",
-    any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "aarch64"
-    )
-));
+cfg_task_dumps!({
+    /// This build can take task dumps (see `cfg_task_dumps!` in `lib.rs`).
+    pub(crate) const TASK_DUMPS: bool = true;
+} else {
+    /// This build can't take task dumps.
+    pub(crate) const TASK_DUMPS: bool = false;
+});
 
 /// Set once a runtime that counts its untracked tasks by id exists (see
 /// `runtime::build`): from then on, a tracked task's first poll notes its

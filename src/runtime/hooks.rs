@@ -143,7 +143,9 @@ thread_local! {
 }
 
 /// Runs `spawn` (a `tokio::spawn` of `record`'s future) so that the spawn
-/// hook knows the task is already tracked.
+/// hook knows the task is already tracked. Only the tracking spawners call
+/// it.
+#[cfg(feature = "track")]
 pub(crate) fn spawning_tracked<R>(
     record: Option<&Arc<TaskRecord>>,
     spawn: impl FnOnce() -> R,

@@ -6,11 +6,14 @@ pub mod thread;
 pub(crate) mod tracked;
 
 use std::future::Future;
+#[cfg(feature = "track")]
 use std::panic::Location;
 
 use tokio::task::JoinHandle;
 
+#[cfg(feature = "track")]
 use crate::registry::kind::Kind;
+#[cfg(feature = "track")]
 use crate::registry::owner;
 use crate::spawn::tracked::Tracked;
 

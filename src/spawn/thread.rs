@@ -5,10 +5,13 @@
 //! threads it spawns belong to the same scope as the thread itself.
 
 use std::io;
+#[cfg(feature = "track")]
 use std::panic::Location;
 use std::thread::JoinHandle;
 
+#[cfg(feature = "track")]
 use crate::registry::kind::Kind;
+#[cfg(feature = "track")]
 use crate::registry::owner;
 
 /// Spawns a tracked thread, like [`std::thread::spawn`].

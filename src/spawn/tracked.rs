@@ -3,15 +3,20 @@
 
 use std::fmt;
 use std::future::Future;
+#[cfg(feature = "track")]
 use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+#[cfg(feature = "track")]
 use crate::registry::kind::Kind;
+#[cfg(feature = "track")]
 use crate::registry::loom_shim::Arc;
+#[cfg(feature = "track")]
 use crate::registry::owner;
+#[cfg(feature = "track")]
 use crate::registry::record::Registration;
 
 pin_project! {
