@@ -195,10 +195,11 @@
 // the items that need `tokio_unstable`, a feature or a platform.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Denied, not forbidden. `unsafe` is allowed in three places only, each
-// with its reason there: the counting waker's RawWaker vtable (`waker`),
-// the one poll that lends it to the future (`Tracked::poll`, `tracked`),
-// and the two libc calls of `verify_test_main!`'s exit-time hook
-// (`test_main::exit_time`). This list is the one place that says so.
+// with its reason there: the counting waker's RawWaker vtable
+// (`registry::waker`), the one poll that lends it to the future
+// (`Tracked::poll`, `spawn::tracked`), and the two libc calls of
+// `verify_test_main!`'s exit-time hook (`check::test_main::exit_time`).
+// This list is the one place that says so.
 #![deny(unsafe_code)]
 
 /// Compiles the items of its first block only in a build that can take

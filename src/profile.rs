@@ -38,7 +38,7 @@ use crate::registry::loom_shim::Arc;
 use crate::registry::record::TaskRecord;
 use crate::registry::task_state::Condition;
 use crate::registry::Registry;
-use crate::report::{plural_as, write_chain, HumanDuration};
+use crate::report::render::{plural_as, write_chain, HumanDuration};
 
 /// How many groups `Display` prints; `{:#}` prints them all.
 const SHOWN: usize = 20;

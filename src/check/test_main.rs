@@ -2,7 +2,7 @@
 //! tests have run, every scope in the process must be empty.
 //!
 //! libtest has no hook around its `main`, so there are two entry points over
-//! the one check in `verify.rs`: [`verify_test_main!`](crate::verify_test_main!)
+//! the one check in `verify`: [`verify_test_main!`](crate::verify_test_main!)
 //! registers an at-exit hook for libtest targets, and [`verify_test_main`]
 //! wraps the runner of a `harness = false` target.
 
@@ -105,10 +105,7 @@ pub(crate) fn run_and_check<C: ExitCodeLike>(options: &Options, run: impl FnOnce
     match check_test_binary(options) {
         Ok(()) => code,
         Err(report) => {
-            eprintln!(
-                "\n{}",
-                report.failure_message(crate::report::on_github_actions())
-            );
+            eprintln!("\n{}", report.failure_message_here());
             C::leaked()
         }
     }
@@ -267,10 +264,7 @@ pub fn verify_at_exit_with(options: impl FnOnce() -> Options) {
     }));
     let message = match outcome {
         Ok(Ok(())) => return,
-        Ok(Err(report)) => format!(
-            "\n{}",
-            report.failure_message(crate::report::on_github_actions())
-        ),
+        Ok(Err(report)) => format!("\n{}", report.failure_message_here()),
         Err(panic) => {
             let why = panic
                 .downcast_ref::<&str>()

@@ -48,10 +48,7 @@ impl Options {
     #[track_caller]
     pub fn verify_none(&self) {
         if let Err(report) = self.find_named("verify_none", "verify_none_async") {
-            panic!(
-                "{}",
-                report.failure_message(crate::report::on_github_actions())
-            );
+            panic!("{}", report.failure_message_here());
         }
     }
 
@@ -151,7 +148,7 @@ impl Options {
 /// standard panic hook would print for a panic at `at`, then an unwind that
 /// skips the hook.
 fn fail_at(at: &Location<'_>, report: &Report) -> ! {
-    let message = report.failure_message(crate::report::on_github_actions());
+    let message = report.failure_message_here();
     let thread = std::thread::current();
     let name = thread.name().unwrap_or("<unnamed>");
     eprintln!("\nthread '{name}' panicked at {at}:\n{message}");
@@ -302,7 +299,12 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
     let untracked = target
         .runtime
         .as_ref()
-        .map_or(0, |probe| probe.settle(deadline));
+        // tokio's count is not strongly consistent on the multi-thread
+        // runtime (it can lag a task that just ended), and stable tokio says
+        // nothing when a task ends: re-read, never concluded from one read.
+        .map_or(0, |probe| {
+            crate::check::settle::reread(deadline, || probe.untracked_now(), |n| *n == 0)
+        });
     let adopted = target.runtime.as_ref().is_some_and(|probe| probe.adopted);
     // In a process that runs this one test (cargo-nextest), every other
     // thread is this test's, so threads nobody tracked can be listed too.

@@ -94,7 +94,7 @@ fn shard_count() -> usize {
 
 /// The shard this thread inserts into: threads are dealt out round-robin.
 fn home_shard() -> usize {
-    // A process-wide counter: std's even under loom (see `sync.rs`).
+    // A process-wide counter: std's even under loom (see `loom_shim`).
     static NEXT: StaticCounter = StaticCounter::new(0);
     thread_local! {
         static HOME: Cell<usize> = const { Cell::new(usize::MAX) };

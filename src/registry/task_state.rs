@@ -33,7 +33,7 @@ use crate::registry::kind::Kind;
 /// It is part of every live record, so every byte counts: counts are 32
 /// bits, "inside a poll" is a flag next to the last poll's stamp rather than
 /// a stamp of its own, and the tokio ids, which only task dumps and
-/// instrumented runtimes ask for, live in a side table (`tokio_ids.rs`).
+/// instrumented runtimes ask for, live in a side table (`tokio_ids`).
 pub(super) struct TaskState {
     /// When the last poll started, as a [`Stamp`] word; 0 if never polled.
     /// For blocking tasks and threads: when their closure started.

@@ -4,7 +4,7 @@
 //! library shows up in a report.
 //!
 //! - **spawn** runs on the spawning thread, before the task can be polled
-//!   or end, so `context::owner()` there names the spawner: a tracked task,
+//!   or end, so `owner::owner()` there names the spawner: a tracked task,
 //!   another hooked task, or the test's own scope. A spawn made by
 //!   leakcheck's own spawners is marked on the thread beforehand
 //!   ([`spawning_tracked`]) and gets no second record; its tracked record
@@ -16,7 +16,7 @@
 //!
 //! `tokio::spawn(leakcheck::track(f))` is seen both ways; the check drops
 //! the hook's record once the tracked one has learnt the same task id on
-//! its first poll (`verify::drop_twins`).
+//! its first poll (`check::verify::drop_twins`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

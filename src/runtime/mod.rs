@@ -69,7 +69,6 @@ pub(crate) mod hooks;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use tokio::runtime::{Builder, Handle, LocalOptions, LocalRuntime, Runtime};
 
@@ -425,15 +424,6 @@ impl Probe {
                 .len()
         });
         alive.saturating_sub(known.len() + unplaced)
-    }
-
-    /// The untracked count once it is zero, or at `deadline`, whichever
-    /// comes first. tokio's count is not strongly consistent on the
-    /// multi-thread runtime (it can lag a task that just ended), and stable
-    /// tokio says nothing when a task ends, so it is re-read
-    /// ([`crate::check::settle::reread`]) rather than concluded from one read.
-    pub(crate) fn settle(&self, deadline: Option<Instant>) -> usize {
-        crate::check::settle::reread(deadline, || self.untracked_now(), |n| *n == 0)
     }
 }
 
