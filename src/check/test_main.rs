@@ -5,6 +5,15 @@
 //! the one check in `verify`: [`verify_test_main!`](crate::verify_test_main!)
 //! registers an at-exit hook for libtest targets, and [`verify_test_main`]
 //! wraps the runner of a `harness = false` target.
+//!
+//! The at-exit hook is a `dtor` function expanded in the user's test crate
+//! (through `__private`). It runs after the standard library's teardown,
+//! so it catches panics itself, writes its report with `write(2)` and ends
+//! the process with `_exit(101)` (`exit_time`, one of the crate's unsafe
+//! places). It can't see libtest's exit code, so it checks after a failing
+//! run too. The `harness = false` form can: the sealed [`ExitCodeLike`]
+//! takes an `ExitCode` or an `i32`, skips the check after a failed run, and
+//! returns 101 after a passing run that leaked.
 
 use std::process::ExitCode;
 

@@ -3,6 +3,17 @@
 //! points share all of it; the async one only moves the wait onto tokio's
 //! blocking pool. The whole-binary check ([`check_test_binary`]) settles
 //! every scope the same way, one after another.
+//!
+//! - [`Target::current`] finds the scope the same way a spawn made here
+//!   would, and lists the calling task and its ancestors, which the check
+//!   skips (a check inside a task can't wait for itself).
+//! - The blocking form, called on a thread that drives a current-thread
+//!   runtime, panics at once naming the async form, instead of stalling the
+//!   tasks it waits for.
+//! - The whole-binary check holds every scope to one shared deadline: an
+//!   empty scope costs a lock of each of its shards, and once the deadline
+//!   has passed the rest are read once. It then lists the scopes again, in
+//!   case a survivor made new ones while it waited.
 
 use std::future::Future;
 use std::panic::Location;

@@ -2,6 +2,12 @@
 //! by kind and spawn site, each with its condition, spawner chain and await
 //! trace), its GitHub Actions annotations, and the durations and plurals
 //! the profile's text shares.
+//!
+//! Survivors are grouped by kind and spawn site, sorted by site so the
+//! output is stable. A group shows its count, name, oldest age and the
+//! spawner chain of its deepest member, a recursive chain folded into one
+//! line. A whole-binary report also groups by owner and ends each group's
+//! line with it (``(test `name`)``, `(no test)`).
 
 use std::collections::BTreeMap;
 use std::fmt;
