@@ -1,6 +1,6 @@
 //! Make leaked tokio tasks and threads fail your tests.
 //!
-//! Spawn through leakcheck ([`spawn`], [`spawn_blocking`], [`spawn_local`],
+//! Spawn through leakcheck ([`spawn`](fn@spawn), [`spawn_blocking`], [`spawn_local`],
 //! [`track`], [`Builder`], [`thread::spawn`]; the signatures of tokio's and
 //! std's) and every task and thread is registered, attributed to the test
 //! that spawned it. Then check each test:
@@ -195,16 +195,33 @@
 // the items that need `tokio_unstable`, a feature or a platform.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Denied, not forbidden. `unsafe` is allowed in four places only, each
-// with its reason there: the counting waker's RawWaker vtable (`waker`),
-// the one poll that lends it to the future (`Tracked::poll`, `tracked`),
-// the slot that keeps the runtime's waker, written by that poll only
-// (`runtime_waker`, and the `poll_begin`s that pass its contract on), and
-// the two libc calls of `verify_test_main!`'s exit-time hook
-// (`test_main::exit_time`). This list is the one place that says so.
+// with its reason there: the counting waker's RawWaker vtable
+// (`registry::waker`), the one poll that lends it to the future
+// (`Tracked::poll`, `spawn::tracked`), the slot that keeps the runtime's
+// waker, written by that poll only (`registry::runtime_waker`, and the
+// `poll_begin`s that pass its contract on), and the two libc calls of
+// `verify_test_main!`'s exit-time hook (`check::test_main::exit_time`).
+// This list is the one place that says so.
 #![deny(unsafe_code)]
-// Without the `track` feature the spawners bypass the registry entirely, so
-// the tracking machinery is compiled but unused (and dropped by the linker).
-#![cfg_attr(not(feature = "track"), allow(dead_code, unused_imports))]
+
+/// Compiles the items of its first block only in a build that can take
+/// tokio's task dumps (the `taskdump` feature, `--cfg tokio_unstable`, and
+/// Linux on x86, x86_64 or aarch64), and those of its `else` block only in
+/// any other: the one place that states the condition.
+macro_rules! cfg_task_dumps {
+    ({ $($yes:item)* } else { $($no:item)* }) => {
+        cfg_task_dumps!(@(all(
+            feature = "taskdump",
+            tokio_unstable,
+            target_os = "linux",
+            any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")
+        )) { $($yes)* } { $($no)* });
+    };
+    (@($condition:meta) { $($yes:item)* } { $($no:item)* }) => {
+        $( #[cfg($condition)] $yes )*
+        $( #[cfg(not($condition))] $no )*
+    };
+}
 
 mod check;
 pub mod profile;
@@ -331,8 +348,8 @@ pub use watch::{Watch, WatchBuilder};
 /// ```
 pub use leakcheck_macros::leak_check;
 
-/// What `#[leak_check]` and [`verify_test_main!`] expand to; not part of
-/// the API.
+/// What `#[leak_check]` and [`verify_test_main!`] expand to, and what the
+/// crate's own tests ask of a build; not part of the API.
 #[doc(hidden)]
 pub mod __private {
     #[cfg(unix)]
@@ -341,6 +358,9 @@ pub mod __private {
     #[cfg(unix)]
     pub use dtor;
     pub use tokio;
+    /// Whether this build of leakcheck takes task dumps (reports then carry
+    /// await traces).
+    pub const TASK_DUMPS: bool = crate::registry::tokio_ids::TASK_DUMPS;
 }
 
 /// Waits up to the settle period for this scope's tasks and threads to end,

@@ -38,7 +38,7 @@ use crate::registry::loom_shim::Arc;
 use crate::registry::record::TaskRecord;
 use crate::registry::task_state::Condition;
 use crate::registry::Registry;
-use crate::report::{plural_as, write_chain, HumanDuration};
+use crate::report::render::{plural_as, write_chain, HumanDuration};
 
 /// How many groups `Display` prints; `{:#}` prints them all.
 const SHOWN: usize = 20;
@@ -237,7 +237,7 @@ impl Groups {
     /// Counts `record` into its group, making the group on its first member.
     fn add(&mut self, record: &Arc<TaskRecord>, now: Stamp) {
         let kind = record.kind();
-        let site = record.spawned_at;
+        let site = record.spawned_at();
         let name = record.name();
         let at_site = self
             .by_site
@@ -266,7 +266,7 @@ impl Groups {
         };
         let group = &mut self.groups[index];
         group.count += 1;
-        group.oldest = group.oldest.max(now.since(record.born));
+        group.oldest = group.oldest.max(now.since(record.born()));
         match record.condition(now) {
             Condition::CanNeverFinish { .. } => group.can_never_finish += 1,
             Condition::Waiting { .. } => group.waiting += 1,
@@ -276,7 +276,7 @@ impl Groups {
             Condition::Pending { .. } | Condition::NotYetPolled | Condition::NotStarted => {}
         }
         // Most tasks have no parent: only a chain can be deeper.
-        if record.parent.is_some() {
+        if record.parent().is_some() {
             let depth = record.lineage().count();
             if depth > self.depths[index] {
                 self.depths[index] = depth;
@@ -365,7 +365,7 @@ impl Twins {
             self.hooked.push(record.clone());
             return true;
         }
-        if record.state.has_ids() {
+        if record.has_ids() {
             self.with_ids.push(record.clone());
         }
         false

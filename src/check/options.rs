@@ -1,7 +1,6 @@
 //! `Options`: how long a check waits and which survivors it forgives.
 
 use std::fmt;
-use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +8,7 @@ use std::time::Duration;
 use crate::registry::kind::Kind;
 use crate::registry::record::TaskRecord;
 use crate::registry::Registry;
-use crate::report::{Leak, Report};
+use crate::report::Leak;
 
 type Predicate = Arc<dyn Fn(&Leak) -> bool + Send + Sync>;
 
@@ -110,7 +109,7 @@ impl Options {
     /// Forgives threads whose name starts with `prefix`: tracked threads
     /// ([`thread::Builder::name`](crate::thread::Builder::name)) by their
     /// name, and threads started outside leakcheck (which a check lists from
-    /// the kernel on Linux, see [`Report::stray_threads`]) by their kernel
+    /// the kernel on Linux, see [`Report::stray_threads`](crate::Report::stray_threads)) by their kernel
     /// name, which holds only the first 15 bytes of a name: a longer prefix
     /// is cut the same way before it is compared. A kernel name that a thread
     /// inherited from its creator is not its own, and no rule matches it.
@@ -171,7 +170,7 @@ impl Options {
         let mut ids: Vec<u64> = Registry::global()
             .all_records()
             .iter()
-            .map(|r| r.id)
+            .map(|r| r.id())
             .chain(self.current.iter().copied())
             .collect();
         ids.sort_unstable();
@@ -180,163 +179,21 @@ impl Options {
         self
     }
 
-    /// Waits for this scope's tasks and threads to end and panics with the
-    /// report if some outlive the settle period.
-    ///
-    /// Blocks the calling thread. In async code use
-    /// [`verify_none_async`](Options::verify_none_async).
-    ///
-    /// # Panics
-    ///
-    /// With the [`Report`] when something leaked; at once, with a message
-    /// naming the async form, when called on a thread that drives a
-    /// current-thread tokio runtime (blocking there would stall the very
-    /// tasks it waits for). leakcheck tells that from the runtime context,
-    /// so a thread that only entered such a runtime with `Handle::enter`
-    /// counts as driving it too; tracked blocking tasks and threads don't.
-    ///
-    /// ```
-    /// let worker = leakcheck::thread::spawn(|| ());
-    /// worker.join().unwrap();
-    /// leakcheck::Options::new().verify_none();
-    /// ```
-    #[track_caller]
-    pub fn verify_none(&self) {
-        if let Err(report) = self.find_named("verify_none", "verify_none_async") {
-            panic!(
-                "{}",
-                report.failure_message(crate::report::on_github_actions())
-            );
-        }
-    }
-
-    /// Like [`verify_none`](Options::verify_none), but yields to the runtime
-    /// while it waits. Use it in `#[tokio::test]` bodies of either flavor.
-    ///
-    /// # Panics
-    ///
-    /// With the [`Report`] when something leaked. The panic names the line
-    /// that called `verify_none_async`, as a panic in sync code would:
-    /// an `async fn` can't be `#[track_caller]`, so this one is a plain
-    /// function that notes its caller and returns the future. The message
-    /// (`thread '...' panicked at tests/api.rs:12:5:` and the report) is
-    /// written to stderr, which the test harness captures, and the panic is
-    /// raised with [`std::panic::resume_unwind`] so the standard hook
-    /// doesn't print a second location inside leakcheck. The payload is
-    /// the report as a `String`, so `#[should_panic(expected = "...")]`
-    /// works as usual.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// leakcheck::spawn(async {}).await.unwrap();
-    /// leakcheck::Options::new().verify_none_async().await;
-    /// # }
-    /// ```
-    #[track_caller]
-    pub fn verify_none_async(&self) -> impl Future<Output = ()> + '_ {
-        self.verify_none_async_at(Location::caller())
-    }
-
-    /// [`verify_none_async`](Options::verify_none_async), failing at `at`.
-    pub(crate) async fn verify_none_async_at(&self, at: &'static Location<'static>) {
-        if let Err(report) = self.find_async().await {
-            fail_at(at, &report);
-        }
-    }
-
-    /// Like [`verify_none`](Options::verify_none) but returns the report
-    /// instead of panicking.
-    ///
-    /// # Errors
-    ///
-    /// The [`Report`] of the survivors, when something outlived the settle
-    /// period.
-    ///
-    /// # Panics
-    ///
-    /// When called on a thread that drives a current-thread tokio runtime;
-    /// use [`find_async`](Options::find_async) there.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
-    /// let _waiter = leakcheck::thread::spawn(move || rx.recv());
-    /// let options = leakcheck::Options::new().settle(Duration::from_millis(20));
-    /// assert_eq!(options.find().unwrap_err().leaks().len(), 1);
-    /// drop(tx); // the thread's recv() fails and it ends
-    /// assert!(options.find().is_ok());
-    /// ```
-    #[track_caller]
-    pub fn find(&self) -> Result<(), Report> {
-        self.find_named("find", "find_async")
-    }
-
-    /// Like [`find`](Options::find), but yields to the runtime while it
-    /// waits.
-    ///
-    /// The wait runs on tokio's blocking pool, which also keeps a paused
-    /// clock (`start_paused`, `tokio::time::pause`) from auto-advancing
-    /// while the check waits: an interval that leaks is not spun through
-    /// thousands of ticks.
-    ///
-    /// # Errors
-    ///
-    /// The [`Report`] of the survivors.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let options = leakcheck::Options::new();
-    /// assert!(options.find_async().await.is_ok());
-    /// # }
-    /// ```
-    pub async fn find_async(&self) -> Result<(), Report> {
-        crate::check::verify::check_async(self).await
-    }
-
-    #[track_caller]
-    fn find_named(&self, name: &str, async_name: &str) -> Result<(), Report> {
-        crate::check::verify::check_blocking(self, name, async_name)
-    }
-
     /// The settle period in force.
     pub(crate) fn settle_period(&self) -> Duration {
         self.settle.unwrap_or_else(crate::check::settle::from_env)
     }
 
-    /// Runs the tests of a `harness = false` target with `run`, then checks
-    /// the whole binary with these options: [`verify_test_main`](crate::verify_test_main())
-    /// with what these options forgive (goleak's `VerifyTestMain(m, opts...)`).
-    ///
-    /// ```
-    /// let (stop, parked) = std::sync::mpsc::channel::<()>();
-    /// let code = leakcheck::Options::new().ignore_thread_name("exporter").verify_test_main(|| {
-    ///     // A process-lifetime thread, started by the tests and never stopped:
-    ///     leakcheck::thread::Builder::new()
-    ///         .name("exporter".into())
-    ///         .spawn(move || parked.recv())
-    ///         .unwrap();
-    ///     0
-    /// });
-    /// assert_eq!(code, 0);
-    /// # drop(stop);
-    /// ```
-    pub fn verify_test_main<C: crate::ExitCodeLike>(&self, run: impl FnOnce() -> C) -> C {
-        crate::check::test_main::run_and_check(self, run)
-    }
-
     /// Whether a thread outside leakcheck with this kernel name is forgiven.
     pub(crate) fn forgives_thread_name(&self, kernel_name: &str) -> bool {
-        self.thread_names.iter().any(|prefix| {
-            kernel_name.starts_with(&crate::check::stray_threads::kernel_name(prefix))
-        })
+        self.thread_names
+            .iter()
+            .any(|prefix| kernel_name.starts_with(&crate::registry::os_thread::kernel_name(prefix)))
     }
 
     /// Whether this record is forgiven.
     pub(crate) fn forgives(&self, record: &Arc<TaskRecord>, leak: impl FnOnce() -> Leak) -> bool {
-        if self.current.binary_search(&record.id).is_ok() {
+        if self.current.binary_search(&record.id()).is_ok() {
             return true;
         }
         if let Some(name) = record.name() {
@@ -352,7 +209,7 @@ impl Options {
         if self
             .sites
             .iter()
-            .any(|p| site_matches(p, record.spawned_at))
+            .any(|p| site_matches(p, record.spawned_at()))
         {
             return true;
         }
@@ -362,17 +219,6 @@ impl Options {
         let leak = leak();
         self.predicates.iter().any(|p| p(&leak))
     }
-}
-
-/// Fails the calling test with `report`, at `at` rather than here: what the
-/// standard panic hook would print for a panic at `at`, then an unwind that
-/// skips the hook.
-fn fail_at(at: &Location<'_>, report: &Report) -> ! {
-    let message = report.failure_message(crate::report::on_github_actions());
-    let thread = std::thread::current();
-    let name = thread.name().unwrap_or("<unnamed>");
-    eprintln!("\nthread '{name}' panicked at {at}:\n{message}");
-    std::panic::resume_unwind(Box::new(message))
 }
 
 /// Whether `pattern` names `site`: a path suffix on a component boundary,

@@ -51,28 +51,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::check::options::Options;
+use crate::registry::os_thread::kernel_name;
 use crate::registry::Registry;
+use crate::report::StrayThread;
 
 /// Whether this platform can list threads.
 pub(crate) const ENABLED: bool = cfg!(target_os = "linux");
-
-/// The kernel keeps this many bytes of a thread's name.
-const COMM_LEN: usize = 15;
-
-/// One thread that nobody tracked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct StrayThread {
-    pub(crate) tid: u32,
-    /// The kernel's name for it (`comm`: at most 15 bytes of the name).
-    pub(crate) name: String,
-    /// The kernel name is its creator's, not a name of its own: it is
-    /// unnamed, or named but not yet running.
-    pub(crate) inherited: bool,
-    /// The scheduler state letter.
-    pub(crate) state: char,
-    /// The test that started it, when the process runs one test (nextest).
-    pub(crate) test: Option<Arc<str>>,
-}
 
 /// Names that mark a thread as one a check must not report.
 const NOT_LEAKS: [&str; 3] = ["tokio-rt-worker", "tokio-runtime-w", "leakcheck-"];
@@ -114,13 +98,6 @@ fn only_test() -> Option<String> {
         return None;
     }
     std::env::var("NEXTEST_TEST_NAME").ok()
-}
-
-/// The kernel's name for a thread named `name`: its first 15 bytes (the
-/// kernel cuts inside a character too; read back, that shows as U+FFFD).
-pub(crate) fn kernel_name(name: &str) -> String {
-    let bytes = name.as_bytes();
-    String::from_utf8_lossy(&bytes[..bytes.len().min(COMM_LEN)]).into_owned()
 }
 
 /// A thread's kernel name, or `None` once it is gone.
@@ -181,7 +158,7 @@ fn scan(owners: &[u32], options: &Options) -> Vec<StrayThread> {
     let tracked: Vec<u32> = Registry::global()
         .all_records()
         .iter()
-        .map(|r| r.state.tid())
+        .map(|r| r.tid())
         .filter(|&tid| tid != 0)
         .collect();
     let test: Option<Arc<str>> = test.map(Arc::from);

@@ -2,9 +2,18 @@
 //! tests have run, every scope in the process must be empty.
 //!
 //! libtest has no hook around its `main`, so there are two entry points over
-//! the one check in `verify.rs`: [`verify_test_main!`](crate::verify_test_main!)
+//! the one check in `verify`: [`verify_test_main!`](crate::verify_test_main!)
 //! registers an at-exit hook for libtest targets, and [`verify_test_main`]
 //! wraps the runner of a `harness = false` target.
+//!
+//! The at-exit hook is a `dtor` function expanded in the user's test crate
+//! (through `__private`). It runs after the standard library's teardown,
+//! so it catches panics itself, writes its report with `write(2)` and ends
+//! the process with `_exit(101)` (`exit_time`, one of the crate's unsafe
+//! places). It can't see libtest's exit code, so it checks after a failing
+//! run too. The `harness = false` form can: the sealed [`ExitCodeLike`]
+//! takes an `ExitCode` or an `i32`, skips the check after a failed run, and
+//! returns 101 after a passing run that leaked.
 
 use std::process::ExitCode;
 
@@ -71,6 +80,30 @@ pub fn verify_test_main<C: ExitCodeLike>(run: impl FnOnce() -> C) -> C {
     run_and_check(&Options::new(), run)
 }
 
+/// The whole-binary check as a method, with these options.
+impl Options {
+    /// Runs the tests of a `harness = false` target with `run`, then checks
+    /// the whole binary with these options: [`verify_test_main`](crate::verify_test_main())
+    /// with what these options forgive (goleak's `VerifyTestMain(m, opts...)`).
+    ///
+    /// ```
+    /// let (stop, parked) = std::sync::mpsc::channel::<()>();
+    /// let code = leakcheck::Options::new().ignore_thread_name("exporter").verify_test_main(|| {
+    ///     // A process-lifetime thread, started by the tests and never stopped:
+    ///     leakcheck::thread::Builder::new()
+    ///         .name("exporter".into())
+    ///         .spawn(move || parked.recv())
+    ///         .unwrap();
+    ///     0
+    /// });
+    /// assert_eq!(code, 0);
+    /// # drop(stop);
+    /// ```
+    pub fn verify_test_main<C: ExitCodeLike>(&self, run: impl FnOnce() -> C) -> C {
+        run_and_check(self, run)
+    }
+}
+
 /// [`verify_test_main`] and [`Options::verify_test_main`]: runs, then checks
 /// with `options` unless the run failed.
 pub(crate) fn run_and_check<C: ExitCodeLike>(options: &Options, run: impl FnOnce() -> C) -> C {
@@ -81,10 +114,7 @@ pub(crate) fn run_and_check<C: ExitCodeLike>(options: &Options, run: impl FnOnce
     match check_test_binary(options) {
         Ok(()) => code,
         Err(report) => {
-            eprintln!(
-                "\n{}",
-                report.failure_message(crate::report::on_github_actions())
-            );
+            eprintln!("\n{}", report.failure_message_here());
             C::leaked()
         }
     }
@@ -243,10 +273,7 @@ pub fn verify_at_exit_with(options: impl FnOnce() -> Options) {
     }));
     let message = match outcome {
         Ok(Ok(())) => return,
-        Ok(Err(report)) => format!(
-            "\n{}",
-            report.failure_message(crate::report::on_github_actions())
-        ),
+        Ok(Err(report)) => format!("\n{}", report.failure_message_here()),
         Err(panic) => {
             let why = panic
                 .downcast_ref::<&str>()

@@ -3,7 +3,20 @@
 //! points share all of it; the async one only moves the wait onto tokio's
 //! blocking pool. The whole-binary check ([`check_test_binary`]) settles
 //! every scope the same way, one after another.
+//!
+//! - [`Target::current`] finds the scope the same way a spawn made here
+//!   would, and lists the calling task and its ancestors, which the check
+//!   skips (a check inside a task can't wait for itself).
+//! - The blocking form, called on a thread that drives a current-thread
+//!   runtime, panics at once naming the async form, instead of stalling the
+//!   tasks it waits for.
+//! - The whole-binary check holds every scope to one shared deadline: an
+//!   empty scope costs a lock of each of its shards, and once the deadline
+//!   has passed the rest are read once. It then lists the scopes again, in
+//!   case a survivor made new ones while it waited.
 
+use std::future::Future;
+use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use crate::registry::clock::Stamp;
@@ -15,11 +28,143 @@ use crate::check::stray_threads::runs_alone;
 use crate::registry::kind::Kind;
 use crate::registry::loom_shim::Arc;
 use crate::registry::owner;
-use crate::registry::record::TaskRecord;
+use crate::registry::record::{Owner, TaskRecord};
 use crate::registry::scope::{Listing, Scope};
 use crate::registry::Registry;
 use crate::report::{Checked, Leak, Report};
 use crate::runtime::Probe;
+
+/// The terminal methods of [`Options`]: each runs a check.
+impl Options {
+    /// Waits for this scope's tasks and threads to end and panics with the
+    /// report if some outlive the settle period.
+    ///
+    /// Blocks the calling thread. In async code use
+    /// [`verify_none_async`](Options::verify_none_async).
+    ///
+    /// # Panics
+    ///
+    /// With the [`Report`] when something leaked; at once, with a message
+    /// naming the async form, when called on a thread that drives a
+    /// current-thread tokio runtime (blocking there would stall the very
+    /// tasks it waits for). leakcheck tells that from the runtime context,
+    /// so a thread that only entered such a runtime with `Handle::enter`
+    /// counts as driving it too; tracked blocking tasks and threads don't.
+    ///
+    /// ```
+    /// let worker = leakcheck::thread::spawn(|| ());
+    /// worker.join().unwrap();
+    /// leakcheck::Options::new().verify_none();
+    /// ```
+    #[track_caller]
+    pub fn verify_none(&self) {
+        if let Err(report) = self.find_named("verify_none", "verify_none_async") {
+            panic!("{}", report.failure_message_here());
+        }
+    }
+
+    /// Like [`verify_none`](Options::verify_none), but yields to the runtime
+    /// while it waits. Use it in `#[tokio::test]` bodies of either flavor.
+    ///
+    /// # Panics
+    ///
+    /// With the [`Report`] when something leaked. The panic names the line
+    /// that called `verify_none_async`, as a panic in sync code would:
+    /// an `async fn` can't be `#[track_caller]`, so this one is a plain
+    /// function that notes its caller and returns the future. The message
+    /// (`thread '...' panicked at tests/api.rs:12:5:` and the report) is
+    /// written to stderr, which the test harness captures, and the panic is
+    /// raised with [`std::panic::resume_unwind`] so the standard hook
+    /// doesn't print a second location inside leakcheck. The payload is
+    /// the report as a `String`, so `#[should_panic(expected = "...")]`
+    /// works as usual.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// leakcheck::spawn(async {}).await.unwrap();
+    /// leakcheck::Options::new().verify_none_async().await;
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn verify_none_async(&self) -> impl Future<Output = ()> + '_ {
+        self.verify_none_async_at(Location::caller())
+    }
+
+    /// [`verify_none_async`](Options::verify_none_async), failing at `at`.
+    pub(crate) async fn verify_none_async_at(&self, at: &'static Location<'static>) {
+        if let Err(report) = self.find_async().await {
+            fail_at(at, &report);
+        }
+    }
+
+    /// Like [`verify_none`](Options::verify_none) but returns the report
+    /// instead of panicking.
+    ///
+    /// # Errors
+    ///
+    /// The [`Report`] of the survivors, when something outlived the settle
+    /// period.
+    ///
+    /// # Panics
+    ///
+    /// When called on a thread that drives a current-thread tokio runtime;
+    /// use [`find_async`](Options::find_async) there.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let _waiter = leakcheck::thread::spawn(move || rx.recv());
+    /// let options = leakcheck::Options::new().settle(Duration::from_millis(20));
+    /// assert_eq!(options.find().unwrap_err().leaks().len(), 1);
+    /// drop(tx); // the thread's recv() fails and it ends
+    /// assert!(options.find().is_ok());
+    /// ```
+    #[track_caller]
+    pub fn find(&self) -> Result<(), Report> {
+        self.find_named("find", "find_async")
+    }
+
+    /// Like [`find`](Options::find), but yields to the runtime while it
+    /// waits.
+    ///
+    /// The wait runs on tokio's blocking pool, which also keeps a paused
+    /// clock (`start_paused`, `tokio::time::pause`) from auto-advancing
+    /// while the check waits: an interval that leaks is not spun through
+    /// thousands of ticks.
+    ///
+    /// # Errors
+    ///
+    /// The [`Report`] of the survivors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let options = leakcheck::Options::new();
+    /// assert!(options.find_async().await.is_ok());
+    /// # }
+    /// ```
+    pub async fn find_async(&self) -> Result<(), Report> {
+        check_async(self).await
+    }
+
+    #[track_caller]
+    fn find_named(&self, name: &str, async_name: &str) -> Result<(), Report> {
+        check_blocking(self, name, async_name)
+    }
+}
+
+/// Fails the calling test with `report`, at `at` rather than here: what the
+/// standard panic hook would print for a panic at `at`, then an unwind that
+/// skips the hook.
+fn fail_at(at: &Location<'_>, report: &Report) -> ! {
+    let message = report.failure_message_here();
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("<unnamed>");
+    eprintln!("\nthread '{name}' panicked at {at}:\n{message}");
+    std::panic::resume_unwind(Box::new(message))
+}
 
 /// What one check looks at: a scope, minus the caller itself.
 pub(crate) struct Target {
@@ -40,10 +185,10 @@ impl Target {
     pub(crate) fn current() -> Target {
         let owner = owner::owner();
         let callers = match &owner {
-            owner::Owner::Task(record) => record.lineage().map(|r| r.id).collect(),
-            owner::Owner::Scope(_) => Vec::new(),
+            Owner::Task(record) => record.lineage().map(|r| r.id()).collect(),
+            Owner::Scope(_) => Vec::new(),
         };
-        let in_task = matches!(owner, owner::Owner::Task(_));
+        let in_task = matches!(owner, Owner::Task(_));
         Target {
             runtime: Probe::current(owner.scope(), in_task),
             scope: owner.scope().clone(),
@@ -165,7 +310,12 @@ fn settle(options: &Options, target: &Target) -> Result<(), Report> {
     let untracked = target
         .runtime
         .as_ref()
-        .map_or(0, |probe| probe.settle(deadline));
+        // tokio's count is not strongly consistent on the multi-thread
+        // runtime (it can lag a task that just ended), and stable tokio says
+        // nothing when a task ends: re-read, never concluded from one read.
+        .map_or(0, |probe| {
+            crate::check::settle::reread(deadline, || probe.untracked_now(), |n| *n == 0)
+        });
     let adopted = target.runtime.as_ref().is_some_and(|probe| probe.adopted);
     // In a process that runs this one test (cargo-nextest), every other
     // thread is this test's, so threads nobody tracked can be listed too.
@@ -198,7 +348,7 @@ pub(crate) fn check_test_binary(options: &Options) -> Result<(), Report> {
     // Called from inside a tracked task or thread, skip it and its spawners,
     // as a per-test check does.
     let callers: Vec<u64> = owner::current_record()
-        .map(|record| record.lineage().map(|r| r.id).collect())
+        .map(|record| record.lineage().map(|r| r.id()).collect())
         .unwrap_or_default();
     let mut checked: Vec<Arc<Scope>> = Vec::new();
     let mut left = Vec::new();
@@ -235,7 +385,7 @@ fn verdict(
     start: Instant,
     survivors: Vec<Arc<TaskRecord>>,
     (untracked, adopted): (usize, bool),
-    stray: Vec<crate::check::stray_threads::StrayThread>,
+    stray: Vec<crate::report::StrayThread>,
 ) -> Result<(), Report> {
     match into_result(checked.clone(), start, survivors) {
         Err(report) => Err(report
@@ -267,14 +417,14 @@ fn survivors(
 ) -> Listing {
     scope.settle(deadline, grace(options), |scope| {
         let now = Stamp::now();
-        let live = scope.snapshot(|record| callers.first() != Some(&record.id));
+        let live = scope.snapshot(|record| callers.first() != Some(&record.id()));
         let hopeless = !live.is_empty()
             && live.iter().all(|record| record.can_never_finish())
             && runtime.is_none_or(|probe| probe.untracked_now() == 0);
         let mut left: Vec<_> = live
             .into_iter()
             .filter(|record| {
-                !callers.contains(&record.id)
+                !callers.contains(&record.id())
                     && !options.forgives(record, || Leak::new(record.clone(), now))
             })
             .collect();
@@ -319,7 +469,7 @@ fn into_result(
     // The survivors were listed at the deadline, and the ignore predicates
     // ran since: a task that ended meanwhile is no leak. Whatever ends after
     // this line ended after the check gave its verdict.
-    survivors.retain(|record| record.scope.holds(record));
+    survivors.retain(|record| record.scope().holds(record));
     if survivors.is_empty() {
         return Ok(());
     }

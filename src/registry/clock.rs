@@ -32,12 +32,12 @@ impl Stamp {
     }
 
     /// The stamp as a word for an atomic slot; never 0.
-    pub(crate) fn encode(self) -> u64 {
+    pub(super) fn encode(self) -> u64 {
         self.0
     }
 
     /// A slot's word back as a stamp: `None` for 0, "never".
-    pub(crate) fn decode(word: u64) -> Option<Stamp> {
+    pub(super) fn decode(word: u64) -> Option<Stamp> {
         (word != 0).then_some(Stamp(word))
     }
 }

@@ -21,7 +21,7 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Kind {
-    /// An async task: [`spawn`](crate::spawn), [`Builder::spawn`](crate::Builder::spawn)
+    /// An async task: [`spawn`](fn@crate::spawn), [`Builder::spawn`](crate::Builder::spawn)
     /// or a future wrapped by [`track`](crate::track).
     Task,
     /// A closure on tokio's blocking pool: [`spawn_blocking`](crate::spawn_blocking).
@@ -33,6 +33,12 @@ pub enum Kind {
     /// A task spawned outside leakcheck (a plain `tokio::spawn`, often in a
     /// library) on a runtime built by [`runtime::build`](crate::runtime::build),
     /// seen through tokio's task hooks: only with `--cfg tokio_unstable`.
+    ///
+    /// "Untracked" means one thing throughout leakcheck: not spawned through
+    /// its spawners. Such a task is *listed*, as this kind, when tokio's
+    /// hooks let leakcheck see it (it then has a record, a spawn site and an
+    /// owner, though its wakers are not counted); without `tokio_unstable`
+    /// it is only *counted*, in [`Report::untracked_tasks`](crate::Report::untracked_tasks).
     Untracked,
 }
 

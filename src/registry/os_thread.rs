@@ -128,3 +128,13 @@ mod tests {
         assert_eq!(current_tid(), here, "cached, and still right");
     }
 }
+
+/// The kernel keeps this many bytes of a thread's name.
+const COMM_LEN: usize = 15;
+
+/// The kernel's name for a thread named `name`: its first 15 bytes (the
+/// kernel cuts inside a character too; read back, that shows as U+FFFD).
+pub(crate) fn kernel_name(name: &str) -> String {
+    let bytes = name.as_bytes();
+    String::from_utf8_lossy(&bytes[..bytes.len().min(COMM_LEN)]).into_owned()
+}

@@ -11,9 +11,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::mem::ManuallyDrop;
+use std::panic::Location;
 
+use crate::registry::kind::Kind;
 use crate::registry::loom_shim::Arc;
-use crate::registry::record::TaskRecord;
+use crate::registry::record::{Owner, Registration, TaskRecord};
 use crate::registry::scope::{Scope, ScopeName};
 use crate::registry::Registry;
 
@@ -44,21 +46,6 @@ struct Scopes {
     thread: Option<Arc<Scope>>,
 }
 
-/// Who owns a spawn made right now on this thread.
-pub(crate) enum Owner {
-    Task(Arc<TaskRecord>),
-    Scope(Arc<Scope>),
-}
-
-impl Owner {
-    pub(crate) fn scope(&self) -> &Arc<Scope> {
-        match self {
-            Owner::Task(record) => &record.scope,
-            Owner::Scope(scope) => scope,
-        }
-    }
-}
-
 /// Makes `record` the current one and returns the one it replaces.
 #[inline]
 fn swap_current(record: Option<Arc<TaskRecord>>) -> Option<Arc<TaskRecord>> {
@@ -75,6 +62,17 @@ pub(crate) fn current_record() -> Option<Arc<TaskRecord>> {
     copy
 }
 
+/// Registers a new record owned by whatever runs on this thread ([`owner`]).
+#[inline]
+pub(crate) fn register(
+    kind: Kind,
+    name: Option<Box<str>>,
+    spawned_at: &'static Location<'static>,
+) -> Registration {
+    Registration::new(owner(), kind, name, spawned_at)
+}
+
+/// Who owns a spawn made now on this thread, by the rules above.
 pub(crate) fn owner() -> Owner {
     if let Some(record) = current_record() {
         return Owner::Task(record);
@@ -92,7 +90,7 @@ pub(crate) fn owner() -> Owner {
                 .unwrap_or_else(|| {
                     scopes
                         .thread
-                        .get_or_insert_with(|| Scope::new(thread_scope_name()))
+                        .get_or_insert_with(|| Registry::global().new_scope(thread_scope_name()))
                 })
                 .clone()
         })
@@ -112,6 +110,15 @@ fn thread_scope_name() -> ScopeName {
 /// closures and threads, which run once; futures use [`Lend`] instead.
 pub(crate) fn enter(record: Arc<TaskRecord>) -> Restore {
     Restore(swap_current(Some(record)))
+}
+
+/// Runs a blocking closure or thread body as the current owner; its record
+/// ends when `f` returns or unwinds, as `registration` drops.
+#[cfg_attr(not(feature = "track"), allow(dead_code))]
+pub(crate) fn run_registered<R>(registration: Registration, f: impl FnOnce() -> R) -> R {
+    registration.record().state.run_begin();
+    let _current = enter(registration.record().clone());
+    f()
 }
 
 /// Puts back the previous current record on drop, even when unwinding.
@@ -147,7 +154,7 @@ impl Drop for Lend<'_> {
 
 /// Enters a fresh scope on this thread until the guard drops.
 pub(crate) fn enter_scope(name: ScopeName) -> ExplicitScope {
-    let scope = Scope::new(name);
+    let scope = Registry::global().new_scope(name);
     let previous = SCOPES.with(|scopes| scopes.borrow_mut().explicit.replace(scope));
     ExplicitScope { previous }
 }
@@ -166,16 +173,15 @@ impl Drop for ExplicitScope {
 
 #[cfg(all(test, feature = "track", not(loom)))]
 mod tests {
-    use super::{current_record, enter, Lend};
+    use super::{current_record, enter, register, Lend};
     use crate::registry::kind::Kind;
     use crate::registry::loom_shim::Arc;
-    use crate::registry::record::Registration;
     use std::panic::Location;
 
     #[test]
     fn guards_put_back_what_they_took_and_leak_nothing() {
-        let mut outer = Registration::new(Kind::Thread, None, Location::caller());
-        let mut inner = Registration::new(Kind::Task, None, Location::caller());
+        let mut outer = register(Kind::Thread, None, Location::caller());
+        let mut inner = register(Kind::Task, None, Location::caller());
         let outer_weak = Arc::downgrade(outer.record());
         let inner_record = inner.record().clone();
         assert!(current_record().is_none());

@@ -17,18 +17,18 @@ use crate::registry::task_state::TaskState;
 /// Records are immutable once registered, so a report can read them without
 /// any lock. The parent link forms the chain "spawned by task at ...".
 pub(crate) struct TaskRecord {
-    pub(crate) id: u64,
+    pub(super) id: u64,
     /// Boxed twice so that an unnamed task (most are) pays one pointer for
     /// it, not the two of a `Box<str>`.
     #[allow(clippy::redundant_allocation)]
     name: Option<Box<Box<str>>>,
-    pub(crate) spawned_at: &'static Location<'static>,
-    pub(crate) born: Stamp,
-    pub(crate) parent: Option<Arc<TaskRecord>>,
-    pub(crate) scope: Arc<Scope>,
-    pub(crate) slot: Slot,
+    pub(super) spawned_at: &'static Location<'static>,
+    pub(super) born: Stamp,
+    pub(super) parent: Option<Arc<TaskRecord>>,
+    pub(super) scope: Arc<Scope>,
+    pub(super) slot: Slot,
     /// What the task is doing, updated on every poll.
-    pub(crate) state: TaskState,
+    pub(super) state: TaskState,
 }
 
 /// What a new record is made of, besides what it is given fresh (its id,
@@ -74,6 +74,43 @@ impl TaskRecord {
         self.state = TaskState::new(parts.kind);
     }
 
+    /// Its id: unique in the process, never reused.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Where it was spawned.
+    pub(crate) fn spawned_at(&self) -> &'static Location<'static> {
+        self.spawned_at
+    }
+
+    /// When it was registered.
+    pub(crate) fn born(&self) -> Stamp {
+        self.born
+    }
+
+    /// The tracked task it was spawned from, if any.
+    pub(crate) fn parent(&self) -> Option<&Arc<TaskRecord>> {
+        self.parent.as_ref()
+    }
+
+    /// The scope it belongs to.
+    pub(crate) fn scope(&self) -> &Arc<Scope> {
+        &self.scope
+    }
+
+    /// The OS thread running it, for a blocking task or thread that has
+    /// started (0 otherwise).
+    pub(crate) fn tid(&self) -> u32 {
+        self.state.tid()
+    }
+
+    /// Whether the tokio id table has an entry for it.
+    #[cfg(tokio_unstable)]
+    pub(crate) fn has_ids(&self) -> bool {
+        self.state.has_ids()
+    }
+
     /// What spawned it: task, blocking task, thread, ...
     pub(crate) fn kind(&self) -> Kind {
         self.state.kind()
@@ -97,9 +134,36 @@ impl TaskRecord {
         let first = unsafe { self.state.poll_begin(runtime_waker) };
         // Only task dumps and instrumented runtimes (which count their
         // untracked tasks by id) need the id; otherwise skip the lookup.
-        if first && (crate::report::taskdump::ENABLED || crate::runtime::any_instrumented()) {
+        if first && crate::registry::tokio_ids::wanted() {
             self.note_ids();
         }
+    }
+
+    /// The poll that [`TaskRecord::poll_begin`] started returned. If the
+    /// task can never finish now, a check waiting on its scope hears of it
+    /// at once (see `Scope::nudge`). A poll that `finished` the task reads
+    /// as one that can never finish, but needs no nudge: ending the record,
+    /// next, wakes a settling check anyway (and a `SeqCst` fence per task
+    /// is saved).
+    #[inline]
+    pub(crate) fn poll_end(&self, finished: bool) {
+        if self.state.poll_end() && !finished {
+            self.scope.nudge();
+        }
+    }
+
+    /// A poll of a task seen only through tokio's hooks starts: no waker to
+    /// count, only the time.
+    #[cfg(tokio_unstable)]
+    pub(crate) fn hook_poll_begin(&self) {
+        self.state.hook_poll_begin();
+    }
+
+    /// That poll returned. Its wakers aren't counted, so it never reads as
+    /// can never finish, and no check needs to hear of it.
+    #[cfg(tokio_unstable)]
+    pub(crate) fn hook_poll_end(&self) {
+        let _ = self.state.poll_end();
     }
 
     /// On a first poll: records the tokio task (and, while some runtime is
@@ -109,7 +173,7 @@ impl TaskRecord {
     #[inline(never)]
     fn note_ids(&self) {
         if let Some(id) = tokio::task::try_id() {
-            let runtime = crate::runtime::any_instrumented()
+            let runtime = crate::registry::tokio_ids::runtime_wants_ids()
                 .then(|| tokio::runtime::Handle::try_current().ok())
                 .flatten()
                 .map(|handle| handle.id());
@@ -194,7 +258,7 @@ impl Drop for TaskRecord {
 
 /// Hands out record ids without a shared counter on the spawn path: each
 /// thread reserves a block of ids at a time.
-pub(crate) fn next_id() -> u64 {
+pub(super) fn next_id() -> u64 {
     const BLOCK: u64 = 1024;
     static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
     thread_local! {
@@ -304,6 +368,23 @@ mod spare {
     }
 }
 
+/// Who a new record belongs to: the task that spawns it (whose scope it
+/// joins, with that task as its parent), or a scope directly. `owner::owner`
+/// says which, for a spawn made now on this thread.
+pub(crate) enum Owner {
+    Task(Arc<TaskRecord>),
+    Scope(Arc<Scope>),
+}
+
+impl Owner {
+    pub(crate) fn scope(&self) -> &Arc<Scope> {
+        match self {
+            Owner::Task(record) => &record.scope,
+            Owner::Scope(scope) => scope,
+        }
+    }
+}
+
 /// Keeps one record registered; dropping it ends the record.
 ///
 /// Every spawner owns exactly one of these per task: inside the future
@@ -317,17 +398,18 @@ mod spare {
 pub(crate) struct Registration(Option<Arc<TaskRecord>>);
 
 impl Registration {
-    /// Registers a new record owned by whatever is running on this thread.
-    pub(crate) fn new(
+    /// Registers a new record that `owner` owns.
+    pub(super) fn new(
+        owner: Owner,
         kind: Kind,
         name: Option<Box<str>>,
         spawned_at: &'static Location<'static>,
     ) -> Self {
         // The owner's references move into the record: no count is taken
         // and dropped again on the way.
-        let (scope, parent) = match crate::registry::owner::owner() {
-            crate::registry::owner::Owner::Task(parent) => (parent.scope.clone(), Some(parent)),
-            crate::registry::owner::Owner::Scope(scope) => (scope, None),
+        let (scope, parent) = match owner {
+            Owner::Task(parent) => (parent.scope.clone(), Some(parent)),
+            Owner::Scope(scope) => (scope, None),
         };
         let slot = Slot::in_home_shard();
         Registration::register(Parts {
@@ -344,7 +426,7 @@ impl Registration {
     /// loom model registers, without the thread-local context.
     #[cfg(loom)]
     #[track_caller]
-    pub(crate) fn in_shard(scope: &Arc<Scope>, shard: usize) -> Self {
+    pub(super) fn in_shard(scope: &Arc<Scope>, shard: usize) -> Self {
         let slot = Slot::in_shard(shard);
         Registration::register(Parts {
             kind: Kind::Task,
@@ -378,12 +460,12 @@ impl Registration {
     /// Moves the record out for the length of a poll; [`Registration::restore`]
     /// puts it back. Returns `None` if it is already lent or ended.
     #[inline]
-    pub(crate) fn lend(&mut self) -> Option<Arc<TaskRecord>> {
+    pub(super) fn lend(&mut self) -> Option<Arc<TaskRecord>> {
         self.0.take()
     }
 
     #[inline]
-    pub(crate) fn restore(&mut self, record: Option<Arc<TaskRecord>>) {
+    pub(super) fn restore(&mut self, record: Option<Arc<TaskRecord>>) {
         debug_assert!(self.0.is_none());
         self.0 = record;
     }
@@ -421,23 +503,35 @@ mod tests {
 
 #[cfg(all(test, not(loom)))]
 mod reuse_tests {
-    use super::Registration;
+    use super::{Owner, Registration};
     use crate::registry::kind::Kind;
     use crate::registry::loom_shim::Arc;
+    use crate::registry::scope::{Scope, ScopeName};
     use std::panic::Location;
 
+    thread_local! {
+        static SCOPE: Arc<Scope> = Scope::new(ScopeName::Thread(None));
+    }
+
     fn register(kind: Kind) -> Registration {
-        Registration::new(kind, None, Location::caller())
+        Registration::new(
+            Owner::Scope(SCOPE.with(Arc::clone)),
+            kind,
+            None,
+            Location::caller(),
+        )
+    }
+
+    fn register_child(parent: &Registration, kind: Kind) -> Registration {
+        let owner = Owner::Task(parent.record().clone());
+        Registration::new(owner, kind, None, Location::caller())
     }
 
     #[test]
     fn an_ended_record_nobody_holds_is_reused_fresh() {
         let mut first = register(Kind::Task);
         let first_id = first.record().id;
-        let child = {
-            let _parent = crate::registry::owner::enter(first.record().clone());
-            register(Kind::Blocking)
-        };
+        let child = register_child(&first, Kind::Blocking);
         first.record().state.run_begin();
         drop(child); // the child's parent link goes with it
         let address = Arc::as_ptr(first.record());
@@ -481,10 +575,7 @@ mod reuse_tests {
         parent.record().spawned_as(task, None);
         let parent_id = parent.record().id;
         assert_eq!(parent.record().tokio_id(), Some(task));
-        let child = {
-            let _current = crate::registry::owner::enter(parent.record().clone());
-            register(Kind::Task)
-        };
+        let child = register_child(&parent, Kind::Task);
         parent.end(); // the child keeps the parent's record alive
         assert!(crate::registry::tokio_ids::get(parent_id).task.is_some());
         // A weak reference keeps the child from being kept for reuse: it is

@@ -18,19 +18,19 @@ use crate::registry::shelf::Shelf;
 /// The shard is picked before the record is built; the key is only known
 /// under the shard's lock, and is written and read under it.
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub(super) struct Slot {
     shard: u32,
     key: AtomicU32,
 }
 
 impl Slot {
     /// A slot in this thread's shard, its key still to be picked.
-    pub(crate) fn in_home_shard() -> Slot {
+    pub(super) fn in_home_shard() -> Slot {
         Slot::in_shard(home_shard())
     }
 
     /// A slot in `shard`, its key still to be picked.
-    pub(crate) fn in_shard(shard: usize) -> Slot {
+    pub(super) fn in_shard(shard: usize) -> Slot {
         Slot {
             shard: shard as u32,
             key: AtomicU32::new(u32::MAX),
@@ -94,7 +94,7 @@ fn shard_count() -> usize {
 
 /// The shard this thread inserts into: threads are dealt out round-robin.
 fn home_shard() -> usize {
-    // A process-wide counter: std's even under loom (see `sync.rs`).
+    // A process-wide counter: std's even under loom (see `loom_shim`).
     static NEXT: StaticCounter = StaticCounter::new(0);
     thread_local! {
         static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
@@ -112,13 +112,13 @@ fn home_shard() -> usize {
 }
 
 impl Scope {
-    /// A new scope, listed in the global registry.
-    pub(crate) fn new(name: ScopeName) -> Arc<Scope> {
+    /// A new scope made on this thread. Only `Registry::new_scope` makes
+    /// the scopes spawns go to, so that the registry lists each.
+    pub(super) fn new(name: ScopeName) -> Arc<Scope> {
         let mut scope = Scope::standalone(name, shard_count());
         if let Some(fresh) = Arc::get_mut(&mut scope) {
             fresh.home_thread = crate::registry::os_thread::current_tid();
         }
-        crate::registry::Registry::global().add(&scope);
         scope
     }
 
@@ -159,7 +159,7 @@ impl Scope {
     ///
     /// The record is built (and allocated) before, outside the lock: the
     /// lock covers the shelf alone.
-    pub(crate) fn insert(&self, record: &Arc<TaskRecord>) {
+    pub(super) fn insert(&self, record: &Arc<TaskRecord>) {
         debug_assert!(std::ptr::eq(&*record.scope, self));
         let mut shelf = lock(&self.shards[record.slot.shard()].0);
         let key = shelf.insert(record.clone());
@@ -167,7 +167,7 @@ impl Scope {
     }
 
     /// Ends a record: removes it, then wakes anyone settling on this scope.
-    pub(crate) fn remove(&self, record: &TaskRecord) {
+    pub(super) fn remove(&self, record: &TaskRecord) {
         let removed = {
             let mut shelf = lock(&self.shards[record.slot.shard()].0);
             shelf.remove(record.slot.key())
@@ -189,7 +189,7 @@ impl Scope {
     /// verdict may be final. The fence pairs with the one in
     /// [`Scope::settle`]: either this sees the waiter, or the waiter's
     /// listing sees the task stuck.
-    pub(crate) fn nudge(&self) {
+    pub(super) fn nudge(&self) {
         fence(Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
             *lock(&self.epoch) += 1;
@@ -399,7 +399,7 @@ pub(crate) struct Listing {
 #[cfg(all(test, loom))]
 impl Listing {
     /// Survivors that may still end: wait for them.
-    pub(crate) fn waiting(left: Vec<Arc<TaskRecord>>) -> Listing {
+    pub(super) fn waiting(left: Vec<Arc<TaskRecord>>) -> Listing {
         Listing {
             left,
             hopeless: false,
@@ -565,13 +565,16 @@ mod loom_model {
 mod reuse_tests {
     use super::{Scope, ScopeName};
     use crate::registry::kind::Kind;
-    use crate::registry::record::Registration;
+    use crate::registry::loom_shim::Arc;
+    use crate::registry::record::{Owner, Registration};
     use std::panic::Location;
 
-    /// A thread's registration: its record is not kept for reuse (which
-    /// would keep its scope alive until the next spawn renews it).
-    fn spawn() -> Registration {
-        Registration::new(Kind::Thread, None, Location::caller())
+    /// A thread's registration in `scope`: its record is not kept for
+    /// reuse (which would keep its scope alive until the next spawn renews
+    /// it).
+    fn spawn(scope: &Arc<Scope>) -> Registration {
+        let owner = Owner::Scope(scope.clone());
+        Registration::new(owner, Kind::Thread, None, Location::caller())
     }
 
     #[test]
@@ -582,25 +585,22 @@ mod reuse_tests {
         drop(first);
         let second = Scope::new(ScopeName::Process);
         assert_eq!(second.shards.as_ptr(), shards, "kept and reused");
-        drop(second);
 
         // A scope that held records gives back empty shards.
-        let entered = crate::registry::owner::enter_scope(ScopeName::Process);
-        let mut tasks: Vec<_> = (0..3).map(|_| spawn()).collect();
-        assert_eq!(tasks[0].record().scope.shards.as_ptr(), shards);
-        assert_eq!(tasks[0].record().scope.live(), 3);
+        let mut tasks: Vec<_> = (0..3).map(|_| spawn(&second)).collect();
+        assert_eq!(second.live(), 3);
         tasks.iter_mut().for_each(Registration::end);
         drop(tasks);
-        drop(entered);
+        drop(second);
 
-        let _entered = crate::registry::owner::enter_scope(ScopeName::Process);
-        let mut task = spawn();
-        let scope = task.record().scope.clone();
-        assert_eq!(scope.shards.as_ptr(), shards);
-        assert_eq!(scope.live(), 1, "only the new record");
-        assert_eq!(scope.snapshot(|_| true).len(), 1);
-        assert!(scope.holds(task.record()));
+        let third = Scope::new(ScopeName::Process);
+        assert_eq!(third.shards.as_ptr(), shards);
+        assert_eq!(third.live(), 0, "kept shards come back empty");
+        let mut task = spawn(&third);
+        assert_eq!(third.live(), 1, "only the new record");
+        assert_eq!(third.snapshot(|_| true).len(), 1);
+        assert!(third.holds(task.record()));
         task.end();
-        assert_eq!(scope.live(), 0);
+        assert_eq!(third.live(), 0);
     }
 }

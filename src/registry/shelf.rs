@@ -10,7 +10,7 @@ use crate::registry::loom_shim::Arc;
 use crate::registry::record::TaskRecord;
 
 #[derive(Default)]
-pub(crate) struct Shelf {
+pub(super) struct Shelf {
     slots: Vec<Option<Arc<TaskRecord>>>,
     vacant: Vec<u32>,
     len: usize,
@@ -22,7 +22,7 @@ impl Shelf {
     /// # Panics
     ///
     /// With more than 4 billion live records in one shard.
-    pub(crate) fn insert(&mut self, record: Arc<TaskRecord>) -> u32 {
+    pub(super) fn insert(&mut self, record: Arc<TaskRecord>) -> u32 {
         self.len += 1;
         if let Some(key) = self.vacant.pop() {
             self.slots[key as usize] = Some(record);
@@ -35,7 +35,7 @@ impl Shelf {
     }
 
     /// Takes the record out of slot `key`, if it holds one.
-    pub(crate) fn remove(&mut self, key: u32) -> Option<Arc<TaskRecord>> {
+    pub(super) fn remove(&mut self, key: u32) -> Option<Arc<TaskRecord>> {
         let record = self.slots.get_mut(key as usize)?.take()?;
         self.vacant.push(key);
         self.len -= 1;
@@ -43,7 +43,7 @@ impl Shelf {
     }
 
     /// The record in slot `key`, if any.
-    pub(crate) fn get(&self, key: u32) -> Option<&Arc<TaskRecord>> {
+    pub(super) fn get(&self, key: u32) -> Option<&Arc<TaskRecord>> {
         self.slots.get(key as usize)?.as_ref()
     }
 
@@ -67,17 +67,17 @@ impl Shelf {
     }
 
     /// How many records it holds.
-    pub(crate) fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.len
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Every record it holds. Walks the vacant slots too: as many as the
     /// shard ever held at once.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<TaskRecord>> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<TaskRecord>> {
         self.slots.iter().flatten()
     }
 
@@ -85,7 +85,7 @@ impl Shelf {
     /// returns the slot to go on from, or `None` past the last one. Records
     /// never change slots, so a walk in steps visits each record that stays
     /// alive once, whatever comes and goes between the steps.
-    pub(crate) fn copy_from(
+    pub(super) fn copy_from(
         &self,
         from: usize,
         max: usize,
@@ -115,12 +115,14 @@ mod tests {
     use super::Shelf;
     use crate::registry::kind::Kind;
     use crate::registry::loom_shim::Arc;
-    use crate::registry::record::Registration;
+    use crate::registry::record::{Owner, Registration};
+    use crate::registry::scope::{Scope, ScopeName};
     use std::panic::Location;
 
     fn record() -> Arc<crate::registry::record::TaskRecord> {
         // A registered record's allocation; the shelf under test is ours.
-        Registration::new(Kind::Task, None, Location::caller())
+        let owner = Owner::Scope(Scope::new(ScopeName::Thread(None)));
+        Registration::new(owner, Kind::Task, None, Location::caller())
             .record()
             .clone()
     }

@@ -32,8 +32,8 @@ use crate::registry::runtime_waker::RuntimeWaker;
 /// It is part of every live record, so every byte counts: counts are 32
 /// bits, "inside a poll" is a flag next to the last poll's stamp rather than
 /// a stamp of its own, and the tokio ids, which only task dumps and
-/// instrumented runtimes ask for, live in a side table (`tokio_ids.rs`).
-pub(crate) struct TaskState {
+/// instrumented runtimes ask for, live in a side table (`tokio_ids`).
+pub(super) struct TaskState {
     /// When the last poll started, as a [`Stamp`] word; 0 if never polled.
     /// For blocking tasks and threads: when their closure started.
     last_poll: AtomicU64,
@@ -58,7 +58,7 @@ pub(crate) struct TaskState {
 
 impl TaskState {
     /// The state of a task of `kind` that hasn't started yet.
-    pub(crate) fn new(kind: Kind) -> TaskState {
+    pub(super) fn new(kind: Kind) -> TaskState {
         TaskState {
             last_poll: AtomicU64::new(0),
             polls: AtomicU32::new(0),
@@ -71,7 +71,7 @@ impl TaskState {
     }
 
     /// The task's kind.
-    pub(crate) fn kind(&self) -> Kind {
+    pub(super) fn kind(&self) -> Kind {
         self.kind
     }
 
@@ -84,7 +84,7 @@ impl TaskState {
     /// one thread at a time (see [`RuntimeWaker::register`]).
     #[inline]
     #[allow(unsafe_code)]
-    pub(crate) unsafe fn poll_begin(&self, runtime_waker: &Waker) -> bool {
+    pub(super) unsafe fn poll_begin(&self, runtime_waker: &Waker) -> bool {
         // Only the polling thread writes the count (a future is polled by
         // one thread at a time), so a load and a store do: no RMW.
         let polls = self.polls.load(Ordering::Relaxed);
@@ -118,52 +118,53 @@ impl TaskState {
     /// The poll returned; true when the task can never finish now.
     #[inline]
     #[must_use]
-    pub(crate) fn poll_end(&self) -> bool {
+    pub(super) fn poll_end(&self) -> bool {
         self.activity.poll_end()
     }
 
     /// A blocking task's or thread's closure starts on this thread.
-    pub(crate) fn run_begin(&self) {
+    pub(super) fn run_begin(&self) {
         self.tid
             .store(crate::registry::os_thread::current_tid(), Ordering::Relaxed);
         self.started(0);
     }
 
     /// The OS thread running this blocking task or thread, 0 if unknown.
-    pub(crate) fn tid(&self) -> u32 {
+    pub(super) fn tid(&self) -> u32 {
         self.tid.load(Ordering::Relaxed)
     }
 
     /// A poll of a task that leakcheck doesn't wrap starts (tokio's
     /// before-poll hook): no waker to count, only the time.
     #[cfg(tokio_unstable)]
-    pub(crate) fn hook_poll_begin(&self) {
+    pub(super) fn hook_poll_begin(&self) {
         self.started(self.polls.load(Ordering::Relaxed));
     }
 
     /// Whether the tokio id table has an entry for this task.
-    pub(crate) fn has_ids(&self) -> bool {
+    pub(super) fn has_ids(&self) -> bool {
         self.has_ids.load(Ordering::Acquire)
     }
 
     /// The tokio id table has an entry for this task now.
-    pub(crate) fn mark_ids(&self) {
+    pub(super) fn mark_ids(&self) {
         self.has_ids.store(true, Ordering::Release);
     }
 
     /// Whether the table had an entry; from now on it hasn't.
-    pub(crate) fn take_ids_mark(&mut self) -> bool {
+    pub(super) fn take_ids_mark(&mut self) -> bool {
         std::mem::take(self.has_ids.get_mut())
     }
 
     /// Lets go of the runtime's waker once the task has ended, while the
-    /// record is kept for reuse.
-    pub(crate) fn clear(&mut self) {
+    /// record is kept for reuse (never under loom, which reuses nothing).
+    #[cfg(not(loom))]
+    pub(super) fn clear(&mut self) {
         self.runtime_waker.clear();
     }
 
     /// What the task is doing at `now`, for an async task.
-    pub(crate) fn condition(&self, now: Stamp) -> Condition {
+    pub(super) fn condition(&self, now: Stamp) -> Condition {
         // The verdict comes from one read of one word; the counts and times
         // beside it only describe it.
         let seen = self.activity.read();
@@ -193,7 +194,7 @@ impl TaskState {
     /// What a task seen only through tokio's hooks is doing at `now`: no
     /// waker was counted, so "pending" is all that can be said of a task
     /// that is not inside `poll`.
-    pub(crate) fn hooked_condition(&self, now: Stamp) -> Condition {
+    pub(super) fn hooked_condition(&self, now: Stamp) -> Condition {
         match self.condition(now) {
             Condition::CanNeverFinish { polls, last }
             | Condition::Waiting { polls, last, .. }
@@ -203,7 +204,7 @@ impl TaskState {
     }
 
     /// What a blocking task or thread is doing at `now`.
-    pub(crate) fn running(&self, now: Stamp) -> Condition {
+    pub(super) fn running(&self, now: Stamp) -> Condition {
         match Stamp::decode(self.last_poll.load(Ordering::Relaxed)) {
             None => Condition::NotStarted,
             Some(started) => Condition::Running {
@@ -222,7 +223,7 @@ impl TaskState {
 /// `WOKEN`; any thread may set `WOKEN` and move the count. So the poller
 /// knows the bits it owns without a compare-and-swap, and every change is
 /// one read-modify-write.
-pub(crate) struct Activity(AtomicU32);
+pub(super) struct Activity(AtomicU32);
 
 /// Inside `poll` (or running its closure) right now.
 const BUSY: u32 = 1 << 31;
@@ -235,7 +236,7 @@ const WAKERS: u32 = POLLED - 1;
 
 /// One read of an [`Activity`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Seen {
+pub(super) struct Seen {
     pub(crate) busy: bool,
     pub(crate) woken: bool,
     pub(crate) polled: bool,
@@ -245,13 +246,13 @@ pub(crate) struct Seen {
 impl Seen {
     /// Nothing can ever wake the task: polled, not polling, not woken, no
     /// waker alive.
-    pub(crate) fn can_never_finish(self) -> bool {
+    pub(super) fn can_never_finish(self) -> bool {
         self.polled && !self.busy && !self.woken && self.wakers == 0
     }
 }
 
 impl Activity {
-    pub(crate) fn new() -> Activity {
+    pub(super) fn new() -> Activity {
         Activity(AtomicU32::new(0))
     }
 
@@ -262,7 +263,7 @@ impl Activity {
     /// still set and subtracting it is exact. A wake that lands between the
     /// read and the add is kept: the runtime was woken too and polls again.
     #[inline]
-    pub(crate) fn poll_begin(&self) {
+    pub(super) fn poll_begin(&self) {
         let before = self.0.load(Ordering::Relaxed);
         let mut delta = BUSY.wrapping_sub(if before & WOKEN != 0 { WOKEN } else { 0 });
         if before & POLLED == 0 {
@@ -288,13 +289,13 @@ impl Activity {
     /// wants to hear of.
     #[inline]
     #[must_use]
-    pub(crate) fn poll_end(&self) -> bool {
+    pub(super) fn poll_end(&self) -> bool {
         let before = self.0.fetch_sub(BUSY, Ordering::Release);
         before.wrapping_sub(BUSY) == POLLED
     }
 
     /// A clone of the waker was made.
-    pub(crate) fn cloned(&self) {
+    pub(super) fn cloned(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -302,18 +303,18 @@ impl Activity {
     /// [`Activity::woken`]). True when it was the last thing that could
     /// wake the task, as for [`Activity::poll_end`].
     #[must_use]
-    pub(crate) fn dropped(&self) -> bool {
+    pub(super) fn dropped(&self) -> bool {
         let before = self.0.fetch_sub(1, Ordering::Release);
         before.wrapping_sub(1) == POLLED
     }
 
     /// The waker was woken.
-    pub(crate) fn woken(&self) {
+    pub(super) fn woken(&self) {
         self.0.fetch_or(WOKEN, Ordering::Release);
     }
 
     /// The four facts, at one instant.
-    pub(crate) fn read(&self) -> Seen {
+    pub(super) fn read(&self) -> Seen {
         let word = self.0.load(Ordering::Acquire);
         Seen {
             busy: word & BUSY != 0,

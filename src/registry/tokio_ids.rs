@@ -9,11 +9,40 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
+
+cfg_task_dumps!({
+    /// This build can take task dumps (see `cfg_task_dumps!` in `lib.rs`).
+    pub(crate) const TASK_DUMPS: bool = true;
+} else {
+    /// This build can't take task dumps.
+    pub(crate) const TASK_DUMPS: bool = false;
+});
+
+/// Set once a runtime that counts its untracked tasks by id exists (see
+/// `runtime::build`): from then on, a tracked task's first poll notes its
+/// runtime too.
+static RUNTIMES_WANT_IDS: AtomicBool = AtomicBool::new(false);
+
+/// Called when a runtime starts counting its untracked tasks by id.
+pub(crate) fn runtimes_want_ids() {
+    RUNTIMES_WANT_IDS.store(true, Ordering::SeqCst);
+}
+
+/// Whether some runtime counts its untracked tasks by id.
+pub(crate) fn runtime_wants_ids() -> bool {
+    RUNTIMES_WANT_IDS.load(Ordering::Relaxed)
+}
+
+/// Whether anything reads the ids: task dumps, or a runtime of the above.
+pub(super) fn wanted() -> bool {
+    TASK_DUMPS || runtime_wants_ids()
+}
 
 /// What tokio calls a task and its runtime, each set at most once.
 #[derive(Clone, Copy, Default)]
-pub(crate) struct TokioIds {
+pub(super) struct TokioIds {
     /// The tokio task that runs the record's future.
     pub(crate) task: Option<tokio::task::Id>,
     /// The runtime of that task, once known.
@@ -66,7 +95,7 @@ fn table(record: u64) -> std::sync::MutexGuard<'static, Ids> {
 
 /// Records `record`'s task (and runtime, if given) unless already known:
 /// the first value of each wins.
-pub(crate) fn note(record: u64, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
+pub(super) fn note(record: u64, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
     let mut table = table(record);
     let ids = table.entry(record).or_default();
     ids.task.get_or_insert(task);
@@ -76,11 +105,11 @@ pub(crate) fn note(record: u64, task: tokio::task::Id, runtime: Option<tokio::ru
 }
 
 /// `record`'s ids, as far as known.
-pub(crate) fn get(record: u64) -> TokioIds {
+pub(super) fn get(record: u64) -> TokioIds {
     table(record).get(&record).copied().unwrap_or_default()
 }
 
 /// Drops `record`'s entry.
-pub(crate) fn forget(record: u64) {
+pub(super) fn forget(record: u64) {
     table(record).remove(&record);
 }

@@ -11,16 +11,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// Whether this build can take task dumps.
-pub(crate) const ENABLED: bool = cfg!(all(
-    feature = "taskdump",
-    tokio_unstable,
-    target_os = "linux",
-    any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "aarch64"
-    )
-));
+pub(crate) const ENABLED: bool = crate::registry::tokio_ids::TASK_DUMPS;
 
 /// How long a dump may take before the report goes without traces.
 pub(crate) const LIMIT: Duration = Duration::from_secs(2);
@@ -28,137 +19,129 @@ pub(crate) const LIMIT: Duration = Duration::from_secs(2);
 /// Rendered traces of a runtime's tasks, by task id.
 pub(crate) type Traces = HashMap<tokio::task::Id, String>;
 
-#[cfg(all(
-    feature = "taskdump",
-    tokio_unstable,
-    target_os = "linux",
-    any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")
-))]
-mod capture {
-    use std::future::Future;
-    use std::pin::pin;
-    use std::sync::{Arc, Mutex};
-    use std::task::{Poll, Waker};
-    use std::time::Duration;
+cfg_task_dumps!({
+    /// With task dumps: one bounded dump of the runtime's tasks.
+    mod capture {
+        use std::future::Future;
+        use std::pin::pin;
+        use std::sync::{Arc, Mutex};
+        use std::task::{Poll, Waker};
+        use std::time::Duration;
 
-    use tokio::runtime::{Handle, RuntimeFlavor};
+        use tokio::runtime::{Handle, RuntimeFlavor};
 
-    use super::Traces;
+        use super::Traces;
 
-    /// One dump of `handle`'s tasks, or `None` if it takes longer than
-    /// `limit`. Call it from a task or `block_on` of that runtime.
-    async fn traces(handle: &Handle, limit: Duration) -> Option<Traces> {
-        let dump = handle.dump();
-        let deadline = WallDeadline::after(limit);
-        let mut dump = pin!(dump);
-        let mut deadline = pin!(deadline);
-        let dump = std::future::poll_fn(|cx| {
-            if let Poll::Ready(dump) = dump.as_mut().poll(cx) {
-                return Poll::Ready(Some(dump));
-            }
-            deadline.as_mut().poll(cx).map(|()| None)
-        })
-        .await?;
-        Some(
-            dump.tasks()
-                .iter()
-                .map(|task| (task.id(), task.trace().to_string()))
-                .collect(),
-        )
-    }
-
-    /// The blocking form's dump: only possible on a multi-thread runtime,
-    /// from a helper thread that drives the dump with `block_on`.
-    fn traces_blocking(handle: &Handle, limit: Duration) -> Option<Traces> {
-        if handle.runtime_flavor() == RuntimeFlavor::CurrentThread {
-            return None;
+        /// One dump of `handle`'s tasks, or `None` if it takes longer than
+        /// `limit`. Call it from a task or `block_on` of that runtime.
+        async fn traces(handle: &Handle, limit: Duration) -> Option<Traces> {
+            let dump = handle.dump();
+            let deadline = WallDeadline::after(limit);
+            let mut dump = pin!(dump);
+            let mut deadline = pin!(deadline);
+            let dump = std::future::poll_fn(|cx| {
+                if let Poll::Ready(dump) = dump.as_mut().poll(cx) {
+                    return Poll::Ready(Some(dump));
+                }
+                deadline.as_mut().poll(cx).map(|()| None)
+            })
+            .await?;
+            Some(
+                dump.tasks()
+                    .iter()
+                    .map(|task| (task.id(), task.trace().to_string()))
+                    .collect(),
+            )
         }
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| handle.block_on(traces(handle, limit)))
-                .join()
-                .ok()
-                .flatten()
-        })
-    }
 
-    /// One dump of the current runtime's tasks (async form).
-    pub(crate) async fn capture() -> Option<Traces> {
-        let handle = Handle::try_current().ok()?;
-        traces(&handle, super::LIMIT).await
-    }
+        /// The blocking form's dump: only possible on a multi-thread runtime,
+        /// from a helper thread that drives the dump with `block_on`.
+        fn traces_blocking(handle: &Handle, limit: Duration) -> Option<Traces> {
+            if handle.runtime_flavor() == RuntimeFlavor::CurrentThread {
+                return None;
+            }
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| handle.block_on(traces(handle, limit)))
+                    .join()
+                    .ok()
+                    .flatten()
+            })
+        }
 
-    /// One dump of the current runtime's tasks (blocking form).
-    pub(crate) fn capture_blocking() -> Option<Traces> {
-        let handle = Handle::try_current().ok()?;
-        traces_blocking(&handle, super::LIMIT)
-    }
+        /// One dump of the current runtime's tasks (async form).
+        pub(crate) async fn capture() -> Option<Traces> {
+            let handle = Handle::try_current().ok()?;
+            traces(&handle, super::LIMIT).await
+        }
 
-    /// A future that completes after a wall-clock delay, so a paused tokio
-    /// clock can't stretch or skip the limit.
-    struct WallDeadline {
-        shared: Arc<Mutex<(bool, Option<Waker>)>>,
-        started: bool,
-        limit: Duration,
-    }
+        /// One dump of the current runtime's tasks (blocking form).
+        pub(crate) fn capture_blocking() -> Option<Traces> {
+            let handle = Handle::try_current().ok()?;
+            traces_blocking(&handle, super::LIMIT)
+        }
 
-    impl WallDeadline {
-        fn after(limit: Duration) -> Self {
-            WallDeadline {
-                shared: Arc::default(),
-                started: false,
-                limit,
+        /// A future that completes after a wall-clock delay, so a paused tokio
+        /// clock can't stretch or skip the limit.
+        struct WallDeadline {
+            shared: Arc<Mutex<(bool, Option<Waker>)>>,
+            started: bool,
+            limit: Duration,
+        }
+
+        impl WallDeadline {
+            fn after(limit: Duration) -> Self {
+                WallDeadline {
+                    shared: Arc::default(),
+                    started: false,
+                    limit,
+                }
             }
         }
-    }
 
-    impl Future for WallDeadline {
-        type Output = ();
-        fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
-            let mut state = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-            if state.0 {
-                return Poll::Ready(());
+        impl Future for WallDeadline {
+            type Output = ();
+            fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+                let mut state = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+                if state.0 {
+                    return Poll::Ready(());
+                }
+                state.1 = Some(cx.waker().clone());
+                drop(state);
+                if !self.started {
+                    self.started = true;
+                    let shared = self.shared.clone();
+                    let limit = self.limit;
+                    // Named so the whole-binary check knows it as leakcheck's own.
+                    let timer = std::thread::Builder::new().name("leakcheck-dump-deadline".into());
+                    let _ = timer.spawn(move || {
+                        std::thread::sleep(limit);
+                        let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
+                        state.0 = true;
+                        if let Some(waker) = state.1.take() {
+                            waker.wake();
+                        }
+                    });
+                }
+                Poll::Pending
             }
-            state.1 = Some(cx.waker().clone());
-            drop(state);
-            if !self.started {
-                self.started = true;
-                let shared = self.shared.clone();
-                let limit = self.limit;
-                // Named so the whole-binary check knows it as leakcheck's own.
-                let timer = std::thread::Builder::new().name("leakcheck-dump-deadline".into());
-                let _ = timer.spawn(move || {
-                    std::thread::sleep(limit);
-                    let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
-                    state.0 = true;
-                    if let Some(waker) = state.1.take() {
-                        waker.wake();
-                    }
-                });
-            }
-            Poll::Pending
         }
     }
-}
 
-/// Without task dumps: no traces, ever.
-#[cfg(not(all(
-    feature = "taskdump",
-    tokio_unstable,
-    target_os = "linux",
-    any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")
-)))]
-mod capture {
-    use super::Traces;
+} else {
+    /// Without task dumps: no traces, ever.
+    mod capture {
+        use super::Traces;
 
-    pub(crate) async fn capture() -> Option<Traces> {
-        None
+        pub(crate) async fn capture() -> Option<Traces> {
+            None
+        }
+
+        pub(crate) fn capture_blocking() -> Option<Traces> {
+            None
+        }
     }
-
-    pub(crate) fn capture_blocking() -> Option<Traces> {
-        None
-    }
-}
+});
 
 pub(crate) use capture::{capture, capture_blocking};
 

@@ -4,7 +4,7 @@
 //! library shows up in a report.
 //!
 //! - **spawn** runs on the spawning thread, before the task can be polled
-//!   or end, so `context::owner()` there names the spawner: a tracked task,
+//!   or end, so `owner::owner()` there names the spawner: a tracked task,
 //!   another hooked task, or the test's own scope. A spawn made by
 //!   leakcheck's own spawners is marked on the thread beforehand
 //!   ([`spawning_tracked`]) and gets no second record; its tracked record
@@ -16,7 +16,7 @@
 //!
 //! `tokio::spawn(leakcheck::track(f))` is seen both ways; the check drops
 //! the hook's record once the tracked one has learnt the same task id on
-//! its first poll (`verify::drop_twins`).
+//! its first poll (`check::verify::drop_twins`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -29,7 +29,7 @@ use tokio::runtime::{Builder, TaskMeta};
 
 use crate::registry::kind::Kind;
 use crate::registry::loom_shim::{lock, Arc, Mutex};
-use crate::registry::owner::Restore;
+use crate::registry::owner::{self, Restore};
 use crate::registry::record::{Registration, TaskRecord};
 
 type Callback = Arc<dyn Fn(&TaskMeta<'_>) + Send + Sync>;
@@ -145,7 +145,9 @@ thread_local! {
 }
 
 /// Runs `spawn` (a `tokio::spawn` of `record`'s future) so that the spawn
-/// hook knows the task is already tracked.
+/// hook knows the task is already tracked. Only the tracking spawners call
+/// it.
+#[cfg(feature = "track")]
 pub(crate) fn spawning_tracked<R>(
     record: Option<&Arc<TaskRecord>>,
     spawn: impl FnOnce() -> R,
@@ -239,7 +241,7 @@ pub(crate) fn install(
     builder.on_before_task_poll(move |meta| {
         let record = record_of(meta.id());
         let restore = record.map(|record| {
-            record.state.hook_poll_begin();
+            record.hook_poll_begin();
             (record.clone(), crate::registry::owner::enter(record))
         });
         let _ = POLLING.try_with(|p| p.borrow_mut().push(restore));
@@ -253,8 +255,7 @@ pub(crate) fn install(
         }
         let polled = POLLING.try_with(|p| p.borrow_mut().pop()).ok().flatten();
         if let Some((record, restore)) = polled.flatten() {
-            // Its wakers aren't counted: it never reads as stuck.
-            let _ = record.state.poll_end();
+            record.hook_poll_end();
             drop(restore);
         }
     });
@@ -266,7 +267,7 @@ fn on_spawn(meta: &TaskMeta<'_>, runtime: Option<tokio::runtime::Id>) {
         tracked.spawned_as(id, runtime);
         return;
     }
-    let registration = Registration::new(Kind::Untracked, None, meta.spawned_at());
+    let registration = owner::register(Kind::Untracked, None, meta.spawned_at());
     registration.record().spawned_as(id, runtime);
     lock(shard(id)).insert(id, registration);
 }

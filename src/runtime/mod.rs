@@ -68,17 +68,16 @@ pub(crate) mod hooks;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use tokio::runtime::{Builder, Handle, LocalOptions, LocalRuntime, Runtime};
 
 use crate::registry::kind::Kind;
 use crate::registry::loom_shim::Arc;
-use crate::registry::loom_shim::{lock, Mutex, Ordering};
+use crate::registry::loom_shim::{lock, Mutex};
 use crate::registry::record::TaskRecord;
 use crate::registry::scope::{Scope, ScopeName};
+use crate::registry::tokio_ids;
 use crate::registry::tokio_ids::IdHash;
 use crate::registry::Registry;
 
@@ -259,20 +258,16 @@ fn instrumented() -> &'static Mutex<HashSet<tokio::runtime::Id, IdHash>> {
     IDS.get_or_init(Mutex::default)
 }
 
-/// Set once any runtime is instrumented: until then, a task's first poll
-/// doesn't look up which runtime it runs on.
-static ANY: AtomicBool = AtomicBool::new(false);
-
 fn register(handle: &Handle) -> tokio::runtime::Id {
     let id = handle.id();
     lock(instrumented()).insert(id);
-    ANY.store(true, Ordering::SeqCst);
+    tokio_ids::runtimes_want_ids();
     id
 }
 
 /// Whether some runtime was built by [`build`] in this process.
 pub(crate) fn any_instrumented() -> bool {
-    ANY.load(Ordering::Relaxed)
+    tokio_ids::runtime_wants_ids()
 }
 
 /// The runtime this thread is in, if [`build`] built it.
@@ -388,7 +383,7 @@ impl Probe {
             return None;
         }
         // From now on tracked tasks note their runtime on first poll.
-        ANY.store(true, Ordering::SeqCst);
+        tokio_ids::runtimes_want_ids();
         Some(Probe {
             handle,
             caller,
@@ -430,15 +425,6 @@ impl Probe {
                 .len()
         });
         alive.saturating_sub(known.len() + unplaced)
-    }
-
-    /// The untracked count once it is zero, or at `deadline`, whichever
-    /// comes first. tokio's count is not strongly consistent on the
-    /// multi-thread runtime (it can lag a task that just ended), and stable
-    /// tokio says nothing when a task ends, so it is re-read
-    /// ([`crate::check::settle::reread`]) rather than concluded from one read.
-    pub(crate) fn settle(&self, deadline: Option<Instant>) -> usize {
-        crate::check::settle::reread(deadline, || self.untracked_now(), |n| *n == 0)
     }
 }
 

@@ -6,13 +6,15 @@ pub mod thread;
 pub(crate) mod tracked;
 
 use std::future::Future;
+#[cfg(feature = "track")]
 use std::panic::Location;
 
 use tokio::task::JoinHandle;
 
+#[cfg(feature = "track")]
 use crate::registry::kind::Kind;
+#[cfg(feature = "track")]
 use crate::registry::owner;
-use crate::registry::record::Registration;
 use crate::spawn::tracked::Tracked;
 
 /// Spawns a tracked task on the current tokio runtime, like [`tokio::spawn`].
@@ -228,8 +230,8 @@ impl Builder {
     {
         #[cfg(feature = "track")]
         {
-            let registration = Registration::new(Kind::Blocking, self.name, Location::caller());
-            tokio::task::spawn_blocking(move || run_registered(registration, f))
+            let registration = owner::register(Kind::Blocking, self.name, Location::caller());
+            tokio::task::spawn_blocking(move || owner::run_registered(registration, f))
         }
         #[cfg(not(feature = "track"))]
         {
@@ -274,13 +276,4 @@ impl Builder {
             tokio::task::spawn_local(future)
         }
     }
-}
-
-/// Runs a blocking closure or thread body as the current owner; its record
-/// ends when `f` returns or unwinds, as `registration` drops.
-#[cfg_attr(not(feature = "track"), allow(dead_code))]
-pub(crate) fn run_registered<R>(registration: Registration, f: impl FnOnce() -> R) -> R {
-    registration.record().state.run_begin();
-    let _current = owner::enter(registration.record().clone());
-    f()
 }

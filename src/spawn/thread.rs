@@ -5,12 +5,14 @@
 //! threads it spawns belong to the same scope as the thread itself.
 
 use std::io;
+#[cfg(feature = "track")]
 use std::panic::Location;
 use std::thread::JoinHandle;
 
+#[cfg(feature = "track")]
 use crate::registry::kind::Kind;
-use crate::registry::record::Registration;
-use crate::spawn::run_registered;
+#[cfg(feature = "track")]
+use crate::registry::owner;
 
 /// Spawns a tracked thread, like [`std::thread::spawn`].
 ///
@@ -119,10 +121,11 @@ impl Builder {
     {
         #[cfg(feature = "track")]
         {
-            let registration = Registration::new(Kind::Thread, self.name, Location::caller());
+            let registration = owner::register(Kind::Thread, self.name, Location::caller());
             // If the OS refuses the thread, the closure (and the registration
             // in it) is dropped, which ends the record again.
-            self.inner.spawn(move || run_registered(registration, f))
+            self.inner
+                .spawn(move || owner::run_registered(registration, f))
         }
         #[cfg(not(feature = "track"))]
         {

@@ -3,14 +3,20 @@
 
 use std::fmt;
 use std::future::Future;
+#[cfg(feature = "track")]
 use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+#[cfg(feature = "track")]
 use crate::registry::kind::Kind;
+#[cfg(feature = "track")]
 use crate::registry::loom_shim::Arc;
+#[cfg(feature = "track")]
+use crate::registry::owner;
+#[cfg(feature = "track")]
 use crate::registry::record::Registration;
 
 pin_project! {
@@ -60,7 +66,7 @@ impl<F> Tracked<F> {
     ) -> Self {
         Tracked {
             future,
-            registration: Registration::new(kind, name, spawned_at),
+            registration: owner::register(kind, name, spawned_at),
         }
     }
 }
@@ -125,11 +131,7 @@ impl<F: Future> Future for Tracked<F> {
                 this.future.poll(&mut counted)
             };
             if let Some(record) = this.registration.get() {
-                // A task that just finished reads as one that can never
-                // finish; ending it below wakes a settling check anyway.
-                if record.state.poll_end() && output.is_pending() {
-                    record.scope.nudge();
-                }
+                record.poll_end(output.is_ready());
             }
             if output.is_ready() {
                 // Ended now, not when the runtime gets round to dropping us.

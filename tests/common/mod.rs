@@ -84,7 +84,7 @@ pub fn redact(text: &str) -> String {
     let text = text
         .replace("polled [n] times", "polled [n] time")
         .replace("polled [n] time", "polled [n] times");
-    if cfg!(all(tokio_unstable, feature = "taskdump")) {
+    if leakcheck::__private::TASK_DUMPS {
         redact_paths(&text)
     } else {
         text
@@ -206,7 +206,7 @@ fn redact_paths(text: &str) -> String {
 /// its `filters` feature (which needs regex, a dozen crates more for every
 /// first build): `redact` does that part.
 pub fn assert_snapshot(name: &str, value: &str, every_build: bool) {
-    let suffix = if !every_build && cfg!(all(tokio_unstable, feature = "taskdump")) {
+    let suffix = if !every_build && leakcheck::__private::TASK_DUMPS {
         "taskdump"
     } else {
         ""
