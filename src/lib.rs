@@ -194,10 +194,12 @@
 // On docs.rs (`--cfg docsrs`, nightly rustdoc): "Available on ..." badges on
 // the items that need `tokio_unstable`, a feature or a platform.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-// Denied, not forbidden. `unsafe` is allowed in three places only, each
+// Denied, not forbidden. `unsafe` is allowed in four places only, each
 // with its reason there: the counting waker's RawWaker vtable
 // (`registry::waker`), the one poll that lends it to the future
-// (`Tracked::poll`, `spawn::tracked`), and the two libc calls of
+// (`Tracked::poll`, `spawn::tracked`), the slot that keeps the runtime's
+// waker, written by that poll only (`registry::runtime_waker`, and the
+// `poll_begin`s that pass its contract on), and the two libc calls of
 // `verify_test_main!`'s exit-time hook (`check::test_main::exit_time`).
 // This list is the one place that says so.
 #![deny(unsafe_code)]

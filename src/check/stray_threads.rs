@@ -80,8 +80,15 @@ pub(crate) fn settle(
 /// Whether this process runs a single test: cargo-nextest's
 /// process-per-test mode, which it announces in the environment. Then every
 /// thread but the harness's belongs to that one test.
+///
+/// Read once: nextest sets it before the process starts, and every passing
+/// check asks (twice), where reading the environment costs more than the
+/// rest of the check.
 pub(crate) fn runs_alone() -> bool {
-    std::env::var_os("NEXTEST_EXECUTION_MODE").is_some_and(|mode| mode == "process-per-test")
+    static ALONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALONE.get_or_init(|| {
+        std::env::var_os("NEXTEST_EXECUTION_MODE").is_some_and(|mode| mode == "process-per-test")
+    })
 }
 
 /// The test this process runs, when it runs one (nextest's

@@ -26,7 +26,15 @@ impl TestScope {
     pub fn enter(function: &str, options: Options) -> TestScope {
         let thread = std::thread::current();
         let name = match thread.name() {
-            Some(full) if full == function || full.ends_with(&format!("::{function}")) => full,
+            // `full` is `function` or ends in `::function` (no `format!`:
+            // this runs for every test).
+            Some(full)
+                if full
+                    .strip_suffix(function)
+                    .is_some_and(|rest| rest.is_empty() || rest.ends_with("::")) =>
+            {
+                full
+            }
             _ => function,
         };
         TestScope {

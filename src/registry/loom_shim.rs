@@ -28,6 +28,41 @@ pub(crate) use std::sync::{
 
 pub(crate) use std::sync::{Arc, Weak};
 
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// std's `UnsafeCell` with loom's closure API, so code written for one
+/// builds with the other.
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> UnsafeCell<T> {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    #[inline]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+/// One turn of a (rare) spin-wait: gives the thread being waited for the
+/// core; loom must be told too, or it explores the loop forever.
+pub(crate) fn spin_wait() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+}
+
 /// Locks `mutex`, ignoring poisoning.
 ///
 /// The registry never panics while holding one of its locks, and a user's

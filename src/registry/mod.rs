@@ -62,12 +62,14 @@ pub(crate) mod loom_shim;
 pub(crate) mod os_thread;
 pub(crate) mod owner;
 pub(crate) mod record;
+pub(crate) mod runtime_waker;
 pub(crate) mod scope;
 mod shelf;
 pub(crate) mod task_state;
 pub(crate) mod tokio_ids;
 pub(crate) mod waker;
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::registry::loom_shim::{lock, Arc, Mutex, Weak};
@@ -87,7 +89,8 @@ pub(crate) struct Registry {
     /// first scope of that name, kept after the scope is gone: a thread a
     /// test started inherits its kernel name from the test's thread (see
     /// `crate::check::stray_threads`). One entry per name, so per test.
-    tests: Mutex<Vec<(Arc<str>, u32)>>,
+    /// Keyed by name: every test's scope looks its name up here.
+    tests: Mutex<HashMap<Arc<str>, u32>>,
 }
 
 impl Registry {
@@ -95,7 +98,7 @@ impl Registry {
         static GLOBAL: OnceLock<Registry> = OnceLock::new();
         GLOBAL.get_or_init(|| Registry {
             scopes: Mutex::new(Vec::new()),
-            tests: Mutex::new(Vec::new()),
+            tests: Mutex::new(HashMap::new()),
         })
     }
 
@@ -123,9 +126,11 @@ impl Registry {
         scopes.push(Arc::downgrade(scope));
         drop(scopes);
         if let ScopeName::Test(name) = scope.name() {
+            // A lookup, not a scan: a suite of thousands of tests made each
+            // new test scope compare its name with every earlier one.
             let mut tests = lock(&self.tests);
-            if !tests.iter().any(|(known, _)| known == name) {
-                tests.push((name.clone(), scope.home_thread()));
+            if !tests.contains_key(name) {
+                tests.insert(name.clone(), scope.home_thread());
             }
         }
     }
@@ -133,7 +138,10 @@ impl Registry {
     /// Every test scope name so far with its first home thread, whether or
     /// not the scope is still alive.
     pub(crate) fn tests(&self) -> Vec<(Arc<str>, u32)> {
-        lock(&self.tests).clone()
+        lock(&self.tests)
+            .iter()
+            .map(|(name, &home)| (name.clone(), home))
+            .collect()
     }
 
     /// Every scope that is still alive.

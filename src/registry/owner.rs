@@ -29,10 +29,21 @@ thread_local! {
     /// so nothing is leaked; the guards that fill it ([`Lend`],
     /// [`Restore`]) empty it before their thread can end.
     static CURRENT: Cell<Option<ManuallyDrop<Arc<TaskRecord>>>> = const { Cell::new(None) };
+    /// The scopes a spawn outside any task falls to, in one thread-local
+    /// so that a spawn looks them up at once.
+    static SCOPES: RefCell<Scopes> = const {
+        RefCell::new(Scopes {
+            explicit: None,
+            thread: None,
+        })
+    };
+}
+
+struct Scopes {
     /// A scope entered explicitly on this thread (by `#[leak_check]`).
-    static EXPLICIT: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
+    explicit: Option<Arc<Scope>>,
     /// This thread's own scope, made on first use.
-    static THREAD_SCOPE: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
+    thread: Option<Arc<Scope>>,
 }
 
 /// Makes `record` the current one and returns the one it replaces.
@@ -69,13 +80,18 @@ pub(crate) fn owner() -> Owner {
     if tokio::task::try_id().is_some() {
         return Owner::Scope(Registry::process_scope().clone());
     }
-    if let Ok(Some(scope)) = EXPLICIT.try_with(|e| e.borrow().clone()) {
-        return Owner::Scope(scope);
-    }
-    THREAD_SCOPE
-        .try_with(|slot| {
-            slot.borrow_mut()
-                .get_or_insert_with(|| Registry::global().new_scope(thread_scope_name()))
+    SCOPES
+        .try_with(|scopes| {
+            let mut scopes = scopes.borrow_mut();
+            let scopes = &mut *scopes;
+            scopes
+                .explicit
+                .as_ref()
+                .unwrap_or_else(|| {
+                    scopes
+                        .thread
+                        .get_or_insert_with(|| Registry::global().new_scope(thread_scope_name()))
+                })
                 .clone()
         })
         .map(Owner::Scope)
@@ -121,6 +137,7 @@ pub(crate) struct Lend<'a> {
 }
 
 impl<'a> Lend<'a> {
+    #[inline]
     pub(crate) fn new(slot: &'a mut crate::registry::record::Registration) -> Self {
         let previous = swap_current(slot.lend());
         Lend { slot, previous }
@@ -128,6 +145,7 @@ impl<'a> Lend<'a> {
 }
 
 impl Drop for Lend<'_> {
+    #[inline]
     fn drop(&mut self) {
         let record = swap_current(self.previous.take());
         self.slot.restore(record);
@@ -137,7 +155,7 @@ impl Drop for Lend<'_> {
 /// Enters a fresh scope on this thread until the guard drops.
 pub(crate) fn enter_scope(name: ScopeName) -> ExplicitScope {
     let scope = Registry::global().new_scope(name);
-    let previous = EXPLICIT.with(|e| e.replace(Some(scope)));
+    let previous = SCOPES.with(|scopes| scopes.borrow_mut().explicit.replace(scope));
     ExplicitScope { previous }
 }
 
@@ -149,7 +167,7 @@ pub(crate) struct ExplicitScope {
 impl Drop for ExplicitScope {
     fn drop(&mut self) {
         let previous = self.previous.take();
-        let _ = EXPLICIT.try_with(|e| *e.borrow_mut() = previous);
+        let _ = SCOPES.try_with(|scopes| scopes.borrow_mut().explicit = previous);
     }
 }
 

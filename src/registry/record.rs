@@ -31,26 +31,47 @@ pub(crate) struct TaskRecord {
     pub(super) state: TaskState,
 }
 
+/// What a new record is made of, besides what it is given fresh (its id,
+/// its birth and its state).
+pub(crate) struct Parts {
+    kind: Kind,
+    name: Option<Box<str>>,
+    spawned_at: &'static Location<'static>,
+    parent: Option<Arc<TaskRecord>>,
+    scope: Arc<Scope>,
+    slot: Slot,
+}
+
 impl TaskRecord {
-    /// A record of `scope`, to be stored in `slot`'s shard.
-    fn new(
-        kind: Kind,
-        name: Option<Box<str>>,
-        spawned_at: &'static Location<'static>,
-        parent: Option<Arc<TaskRecord>>,
-        scope: Arc<Scope>,
-        slot: Slot,
-    ) -> TaskRecord {
+    /// A record of `parts.scope`, to be stored in `parts.slot`'s shard.
+    fn new(parts: Parts) -> TaskRecord {
         TaskRecord {
             id: next_id(),
-            name: name.map(Box::new),
-            spawned_at,
+            name: parts.name.map(Box::new),
+            spawned_at: parts.spawned_at,
             born: Stamp::now(),
-            parent,
-            scope,
-            slot,
-            state: TaskState::new(kind),
+            parent: parts.parent,
+            scope: parts.scope,
+            slot: parts.slot,
+            state: TaskState::new(parts.kind),
         }
+    }
+
+    /// Makes an emptied record (see `spare::recycle`) a new one, field by
+    /// field: the fields `recycle` emptied have nothing to drop, and the
+    /// record's own `Drop` (which unlinks a parent chain) has nothing to do,
+    /// so neither runs; only the old scope reference is let go.
+    #[cfg(not(loom))]
+    fn renew(&mut self, parts: Parts) {
+        debug_assert!(self.parent.is_none() && self.name.is_none() && !self.state.has_ids());
+        self.id = next_id();
+        self.name = parts.name.map(Box::new);
+        self.spawned_at = parts.spawned_at;
+        self.born = Stamp::now();
+        self.parent = parts.parent;
+        self.scope = parts.scope;
+        self.slot = parts.slot;
+        self.state = TaskState::new(parts.kind);
     }
 
     /// Its id: unique in the process, never reused.
@@ -101,9 +122,16 @@ impl TaskRecord {
     }
 
     /// A poll of this task starts.
+    ///
+    /// # Safety
+    ///
+    /// Only from the poll of the future that owns this record (see
+    /// [`TaskState::poll_begin`]).
     #[inline]
-    pub(crate) fn poll_begin(&self, runtime_waker: &std::task::Waker) {
-        let first = self.state.poll_begin(runtime_waker);
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn poll_begin(&self, runtime_waker: &std::task::Waker) {
+        // SAFETY: the caller's contract is `poll_begin`'s.
+        let first = unsafe { self.state.poll_begin(runtime_waker) };
         // Only task dumps and instrumented runtimes (which count their
         // untracked tasks by id) need the id; otherwise skip the lookup.
         if first && crate::registry::tokio_ids::wanted() {
@@ -113,10 +141,13 @@ impl TaskRecord {
 
     /// The poll that [`TaskRecord::poll_begin`] started returned. If the
     /// task can never finish now, a check waiting on its scope hears of it
-    /// at once (see `Scope::nudge`).
+    /// at once (see `Scope::nudge`). A poll that `finished` the task reads
+    /// as one that can never finish, but needs no nudge: ending the record,
+    /// next, wakes a settling check anyway (and a `SeqCst` fence per task
+    /// is saved).
     #[inline]
-    pub(crate) fn poll_end(&self) {
-        if self.state.poll_end() {
+    pub(crate) fn poll_end(&self, finished: bool) {
+        if self.state.poll_end() && !finished {
             self.scope.nudge();
         }
     }
@@ -262,7 +293,7 @@ pub(super) fn next_id() -> u64 {
 mod spare {
     use std::cell::RefCell;
 
-    use super::TaskRecord;
+    use super::{Parts, TaskRecord};
     use crate::registry::kind::Kind;
     use crate::registry::loom_shim::Arc;
 
@@ -273,21 +304,19 @@ mod spare {
         static SPARE: RefCell<Vec<Arc<TaskRecord>>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// `record` in an allocation of its own: a spare one if this thread
-    /// has any.
-    pub(super) fn allocate(record: TaskRecord) -> Arc<TaskRecord> {
+    /// A record of `parts` in an allocation of its own: a spare one if this
+    /// thread has any.
+    pub(super) fn allocate(parts: Parts) -> Arc<TaskRecord> {
         let spare = SPARE.try_with(|spare| spare.borrow_mut().pop());
         match spare {
             Ok(Some(mut spare)) => match Arc::get_mut(&mut spare) {
                 Some(slot) => {
-                    // Drops what was left of the previous record (its
-                    // scope reference) and moves the new one in.
-                    *slot = record;
+                    slot.renew(parts);
                     spare
                 }
-                None => Arc::new(record),
+                None => Arc::new(TaskRecord::new(parts)),
             },
-            _ => Arc::new(record),
+            _ => Arc::new(TaskRecord::new(parts)),
         }
     }
 
@@ -327,11 +356,11 @@ mod spare {
 /// Without reuse under loom: its model threads share std's thread-locals.
 #[cfg(loom)]
 mod spare {
-    use super::TaskRecord;
+    use super::{Parts, TaskRecord};
     use crate::registry::loom_shim::Arc;
 
-    pub(super) fn allocate(record: TaskRecord) -> Arc<TaskRecord> {
-        Arc::new(record)
+    pub(super) fn allocate(parts: Parts) -> Arc<TaskRecord> {
+        Arc::new(TaskRecord::new(parts))
     }
 
     pub(super) fn recycle(record: Arc<TaskRecord>) {
@@ -383,7 +412,14 @@ impl Registration {
             Owner::Scope(scope) => (scope, None),
         };
         let slot = Slot::in_home_shard();
-        Registration::register(TaskRecord::new(kind, name, spawned_at, parent, scope, slot))
+        Registration::register(Parts {
+            kind,
+            name,
+            spawned_at,
+            parent,
+            scope,
+            slot,
+        })
     }
 
     /// A task registered in `shard` of `scope`, owned by no one: how the
@@ -392,26 +428,26 @@ impl Registration {
     #[track_caller]
     pub(super) fn in_shard(scope: &Arc<Scope>, shard: usize) -> Self {
         let slot = Slot::in_shard(shard);
-        let record = TaskRecord::new(
-            Kind::Task,
-            None,
-            Location::caller(),
-            None,
-            scope.clone(),
+        Registration::register(Parts {
+            kind: Kind::Task,
+            name: None,
+            spawned_at: Location::caller(),
+            parent: None,
+            scope: scope.clone(),
             slot,
-        );
-        Registration::register(record)
+        })
     }
 
-    fn register(record: TaskRecord) -> Self {
+    fn register(parts: Parts) -> Self {
         // Allocated before the shard is locked, so the lock covers the shelf
         // alone.
-        let record = spare::allocate(record);
+        let record = spare::allocate(parts);
         record.scope.insert(&record);
         Registration(Some(record))
     }
 
     /// The record, unless it is lent out or ended.
+    #[inline]
     pub(crate) fn get(&self) -> Option<&Arc<TaskRecord>> {
         self.0.as_ref()
     }
@@ -423,10 +459,12 @@ impl Registration {
 
     /// Moves the record out for the length of a poll; [`Registration::restore`]
     /// puts it back. Returns `None` if it is already lent or ended.
+    #[inline]
     pub(super) fn lend(&mut self) -> Option<Arc<TaskRecord>> {
         self.0.take()
     }
 
+    #[inline]
     pub(super) fn restore(&mut self, record: Option<Arc<TaskRecord>>) {
         debug_assert!(self.0.is_none());
         self.0 = record;

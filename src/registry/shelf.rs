@@ -47,6 +47,25 @@ impl Shelf {
         self.slots.get(key as usize)?.as_ref()
     }
 
+    /// Empties a shelf that holds no record for another scope, keeping its
+    /// room unless that grew large (a burst's worth is not kept idle).
+    /// False if it still holds records.
+    #[cfg(not(loom))]
+    pub(crate) fn reset(&mut self) -> bool {
+        /// Slots a kept shelf may have room for: 2 KiB and 1 KiB.
+        const KEEP: usize = 256;
+        if self.len != 0 {
+            return false;
+        }
+        if self.slots.capacity() > KEEP {
+            *self = Shelf::default();
+        } else {
+            self.slots.clear();
+            self.vacant.clear();
+        }
+        true
+    }
+
     /// How many records it holds.
     pub(super) fn len(&self) -> usize {
         self.len

@@ -21,10 +21,9 @@ use crate::registry::loom_shim::AtomicU32;
 use std::task::Waker;
 use std::time::Duration;
 
-use atomic_waker::AtomicWaker;
-
 use crate::registry::clock::Stamp;
 use crate::registry::kind::Kind;
+use crate::registry::runtime_waker::RuntimeWaker;
 
 /// Live state of one task. Written by the thread that polls the task (and
 /// by whoever wakes it), read by reports from any thread; every field is a
@@ -54,7 +53,7 @@ pub(super) struct TaskState {
     /// clone of our waker that outlives the task then keeps the runtime's
     /// task allocation alive, exactly as a clone of the runtime's own waker
     /// would, and the end of every task saves two atomic operations.
-    pub(crate) runtime_waker: AtomicWaker,
+    pub(crate) runtime_waker: RuntimeWaker,
 }
 
 impl TaskState {
@@ -67,7 +66,7 @@ impl TaskState {
             activity: Activity::new(),
             has_ids: AtomicBool::new(false),
             kind,
-            runtime_waker: AtomicWaker::new(),
+            runtime_waker: RuntimeWaker::new(),
         }
     }
 
@@ -78,12 +77,27 @@ impl TaskState {
 
     /// A poll starts: remember the runtime's waker and the time. Returns
     /// whether it is the first.
+    ///
+    /// # Safety
+    ///
+    /// Only from the poll of the future that owns this task, which runs on
+    /// one thread at a time (see [`RuntimeWaker::register`]).
     #[inline]
-    pub(super) fn poll_begin(&self, runtime_waker: &Waker) -> bool {
+    #[allow(unsafe_code)]
+    pub(super) unsafe fn poll_begin(&self, runtime_waker: &Waker) -> bool {
         // Only the polling thread writes the count (a future is polled by
         // one thread at a time), so a load and a store do: no RMW.
         let polls = self.polls.load(Ordering::Relaxed);
-        self.runtime_waker.register(runtime_waker);
+        // SAFETY: the caller's contract is `register`'s; before the first
+        // poll no waker of this task exists, so no wake reads the slot
+        // (`register_first`'s).
+        unsafe {
+            if polls == 0 {
+                self.runtime_waker.register_first(runtime_waker);
+            } else {
+                self.runtime_waker.register(runtime_waker);
+            }
+        }
         self.started(polls);
         polls == 0
     }
@@ -94,7 +108,11 @@ impl TaskState {
         self.last_poll
             .store(Stamp::now().encode(), Ordering::Relaxed);
         self.polls.store(polls.saturating_add(1), Ordering::Relaxed);
-        self.activity.poll_begin();
+        if polls == 0 {
+            self.activity.first_poll_begin();
+        } else {
+            self.activity.poll_begin();
+        }
     }
 
     /// The poll returned; true when the task can never finish now.
@@ -142,7 +160,7 @@ impl TaskState {
     /// record is kept for reuse (never under loom, which reuses nothing).
     #[cfg(not(loom))]
     pub(super) fn clear(&mut self) {
-        self.runtime_waker = AtomicWaker::new();
+        self.runtime_waker.clear();
     }
 
     /// What the task is doing at `now`, for an async task.
@@ -256,6 +274,16 @@ impl Activity {
         self.0.fetch_add(delta, Ordering::Release);
     }
 
+    /// The first poll (or closure) starts: as [`Activity::poll_begin`], with
+    /// a plain store. Until then nothing else writes the word: only a poll
+    /// hands out the task's waker, so no clone or wake can exist yet.
+    #[inline]
+    pub(crate) fn first_poll_begin(&self) {
+        debug_assert_eq!(self.0.load(Ordering::Relaxed), 0);
+        // Release, as for `poll_begin`.
+        self.0.store(BUSY | POLLED, Ordering::Release);
+    }
+
     /// The poll returned. True when that left the task unable to ever
     /// finish (see [`Seen::can_never_finish`]), which a settling check
     /// wants to hear of.
@@ -355,7 +383,7 @@ mod loom_model {
     /// Polled once, parked, its one waker clone held by another thread.
     fn parked_with_one_waker() -> Arc<Activity> {
         let activity = Arc::new(Activity::new());
-        activity.poll_begin();
+        activity.first_poll_begin(); // as a task's first poll does
         activity.cloned();
         let _ = activity.poll_end();
         activity

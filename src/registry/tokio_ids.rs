@@ -8,6 +8,7 @@
 //! whether it has an entry, and removes it when it is dropped or reused.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
@@ -48,10 +49,39 @@ pub(super) struct TokioIds {
     pub(crate) runtime: Option<tokio::runtime::Id>,
 }
 
-type Table = Mutex<HashMap<u64, TokioIds>>;
+type Table = Mutex<Ids>;
+type Ids = HashMap<u64, TokioIds, IdHash>;
+
+/// Hashes an id (a record's, or tokio's of a task or runtime) with one
+/// multiplication (Fibonacci hashing): the keys are distinct numbers
+/// handed out by leakcheck or tokio, not input an attacker picks, so
+/// SipHash's protection buys nothing, and it cost every task of an
+/// instrumented runtime a few hundred instructions.
+pub(crate) type IdHash = BuildHasherDefault<IdHasher>;
+
+/// See [`IdHash`].
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed; this keeps any other input correct.
+        for &byte in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// The table's shard for `record`.
-fn table(record: u64) -> std::sync::MutexGuard<'static, HashMap<u64, TokioIds>> {
+fn table(record: u64) -> std::sync::MutexGuard<'static, Ids> {
     const SHARDS: usize = 16;
     static TABLES: OnceLock<[Table; SHARDS]> = OnceLock::new();
     let tables = TABLES.get_or_init(|| std::array::from_fn(|_| Table::default()));

@@ -20,6 +20,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+
+use crate::registry::tokio_ids::IdHash;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -165,7 +167,7 @@ const SHARDS: usize = 16;
 
 /// Hook records by tokio task id, sharded by id.
 struct Live {
-    shards: [Mutex<HashMap<tokio::task::Id, Registration>>; SHARDS],
+    shards: [Mutex<HashMap<tokio::task::Id, Registration, IdHash>>; SHARDS],
 }
 
 fn live() -> &'static Live {
@@ -175,11 +177,12 @@ fn live() -> &'static Live {
     })
 }
 
-fn shard(id: tokio::task::Id) -> &'static Mutex<HashMap<tokio::task::Id, Registration>> {
-    use std::hash::{BuildHasher, RandomState};
-    static HASHER: OnceLock<RandomState> = OnceLock::new();
-    let hash = HASHER.get_or_init(RandomState::new).hash_one(id);
-    &live().shards[hash as usize % SHARDS]
+fn shard(id: tokio::task::Id) -> &'static Mutex<HashMap<tokio::task::Id, Registration, IdHash>> {
+    use std::hash::BuildHasher;
+    // Middle bits: the map inside the shard indexes by the low ones and
+    // tags by the top ones.
+    let hash = IdHash::default().hash_one(id);
+    &live().shards[(hash >> 32) as usize % SHARDS]
 }
 
 fn record_of(id: tokio::task::Id) -> Option<Arc<TaskRecord>> {

@@ -78,6 +78,7 @@ use crate::registry::loom_shim::{lock, Mutex};
 use crate::registry::record::TaskRecord;
 use crate::registry::scope::{Scope, ScopeName};
 use crate::registry::tokio_ids;
+use crate::registry::tokio_ids::IdHash;
 use crate::registry::Registry;
 
 /// Builds `builder`'s runtime as one that leakcheck checks whole: a check
@@ -252,8 +253,8 @@ pub use crate::runtime::hooks::Hooks;
 /// The ids of the runtimes built by [`build`]. Entries are never removed:
 /// tokio takes runtime ids from a process-wide counter, so a dropped
 /// runtime's id is not handed out again, and an entry is a few bytes.
-fn instrumented() -> &'static Mutex<HashSet<tokio::runtime::Id>> {
-    static IDS: OnceLock<Mutex<HashSet<tokio::runtime::Id>>> = OnceLock::new();
+fn instrumented() -> &'static Mutex<HashSet<tokio::runtime::Id, IdHash>> {
+    static IDS: OnceLock<Mutex<HashSet<tokio::runtime::Id, IdHash>>> = OnceLock::new();
     IDS.get_or_init(Mutex::default)
 }
 
@@ -318,8 +319,8 @@ enum User {
 }
 
 /// The runtimes, not built by leakcheck, that checks ran on.
-fn adopted() -> &'static Mutex<HashMap<tokio::runtime::Id, User>> {
-    static USERS: OnceLock<Mutex<HashMap<tokio::runtime::Id, User>>> = OnceLock::new();
+fn adopted() -> &'static Mutex<HashMap<tokio::runtime::Id, User, IdHash>> {
+    static USERS: OnceLock<Mutex<HashMap<tokio::runtime::Id, User, IdHash>>> = OnceLock::new();
     USERS.get_or_init(Mutex::default)
 }
 

@@ -99,7 +99,7 @@ impl<F> Tracked<F> {
 impl<F: Future> Future for Tracked<F> {
     type Output = F::Output;
 
-    #[allow(unsafe_code)] // the counting waker; see the SAFETY comment
+    #[allow(unsafe_code)] // the counting waker and the runtime's; see the SAFETY comments
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         #[cfg(not(feature = "track"))]
@@ -113,7 +113,9 @@ impl<F: Future> Future for Tracked<F> {
                 // Polled after completion: nothing left to track.
                 return this.future.poll(cx);
             };
-            record.poll_begin(cx.waker());
+            // SAFETY: this wrapper owns the registration, and `poll` takes
+            // it by `Pin<&mut Self>`: no other poll of this record runs now.
+            unsafe { record.poll_begin(cx.waker()) };
             let record_ptr = Arc::as_ptr(record);
             let output = {
                 // The record is the current owner for the length of this poll and
@@ -129,7 +131,7 @@ impl<F: Future> Future for Tracked<F> {
                 this.future.poll(&mut counted)
             };
             if let Some(record) = this.registration.get() {
-                record.poll_end();
+                record.poll_end(output.is_ready());
             }
             if output.is_ready() {
                 // Ended now, not when the runtime gets round to dropping us.
