@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the unit tests of the counting waker (src/registry/waker.rs, the crate's
-# unsafe RawWaker vtable) under valgrind's memcheck: no invalid read or
+# Runs the unit tests of the counting waker and the runtime waker slot
+# (src/registry/waker.rs and runtime_waker.rs, unsafe code) under
+# valgrind's memcheck: no invalid read or
 # write, no use after free, no definitely lost block.
 #
 # Only "definite" leaks are errors: std and tokio keep per-thread and
@@ -28,4 +29,4 @@ fi
 
 # One test thread keeps the report readable and the run deterministic.
 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-    --show-leak-kinds=definite "$binary" registry::waker::tests --test-threads=1
+    --show-leak-kinds=definite "$binary" registry::waker::tests registry::runtime_waker::tests --test-threads=1
