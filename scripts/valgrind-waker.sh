@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the unit tests of the counting waker (src/registry/waker.rs, the crate's
-# unsafe RawWaker vtable) and of the runtime waker's slot
-# (src/registry/runtime_waker.rs) under valgrind's memcheck: no invalid read or
+# Runs the unit tests of the counting waker and the runtime waker slot
+# (src/registry/waker.rs and runtime_waker.rs, unsafe code) under
+# valgrind's memcheck: no invalid read or
 # write, no use after free, no definitely lost block.
 #
 # Only "definite" leaks are errors: std and tokio keep per-thread and

@@ -46,8 +46,8 @@ pub struct Options {
 }
 
 impl Options {
-    /// Default options: the settle period from `LEAKCHECK_SETTLE` or 1 s,
-    /// nothing ignored.
+    /// Default options: the default [settle period](crate#the-settle-period), nothing
+    /// ignored.
     ///
     /// ```
     /// leakcheck::Options::new().verify_none();

@@ -37,8 +37,7 @@ const LEAKED: u8 = 101;
 ///   noise (as in goleak);
 /// - the runner's code when the run passed and nothing is left;
 /// - 101, with the report printed to stderr, when the run passed but some
-///   task or thread is still running after the settle period (1 s, or
-///   `LEAKCHECK_SETTLE`).
+///   task or thread is still running after the [settle period](crate#the-settle-period).
 ///
 /// The check covers every scope in the process: each test's, each thread's
 /// (the main thread's included, which is where such runners usually run
@@ -209,7 +208,7 @@ mod sealed {
 /// The expression is evaluated once, when the process exits.
 ///
 /// When the process exits after libtest printed its summary, the hook
-/// waits up to the settle period (1 s, or `LEAKCHECK_SETTLE`) for every
+/// waits up to the [settle period](crate#the-settle-period) for every
 /// scope in the process to empty: each test's, each thread's, and the
 /// process-wide scope of spawns that belong to no test (tasks spawned from
 /// inside tokio tasks that leakcheck did not spawn, which no per-test check
