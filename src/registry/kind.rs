@@ -43,6 +43,22 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind as a small number, for a record's packed word.
+    pub(crate) fn bits(self) -> u8 {
+        self as u8
+    }
+
+    /// [`Kind::bits`] back.
+    pub(crate) fn from_bits(bits: u8) -> Kind {
+        match bits {
+            0 => Kind::Task,
+            1 => Kind::Blocking,
+            2 => Kind::Local,
+            3 => Kind::Thread,
+            _ => Kind::Untracked,
+        }
+    }
+
     /// Whether this kind counts as a task (rather than a thread) in reports.
     pub(crate) fn is_task(self) -> bool {
         !matches!(self, Kind::Thread)

@@ -75,6 +75,7 @@ use std::sync::OnceLock;
 use crate::registry::loom_shim::{lock, Arc, Mutex, Weak};
 use crate::registry::record::TaskRecord;
 use crate::registry::scope::{Scope, ScopeName};
+use crate::registry::tokio_ids::IdHash;
 
 #[cfg(doc)]
 use crate::registry::record::Registration;
@@ -90,7 +91,7 @@ pub(crate) struct Registry {
     /// test started inherits its kernel name from the test's thread (see
     /// `crate::check::stray_threads`). One entry per name, so per test.
     /// Keyed by name: every test's scope looks its name up here.
-    tests: Mutex<HashMap<Arc<str>, u32>>,
+    tests: Mutex<HashMap<Arc<str>, u32, IdHash>>,
 }
 
 impl Registry {
@@ -98,7 +99,7 @@ impl Registry {
         static GLOBAL: OnceLock<Registry> = OnceLock::new();
         GLOBAL.get_or_init(|| Registry {
             scopes: Mutex::new(Vec::new()),
-            tests: Mutex::new(HashMap::new()),
+            tests: Mutex::new(HashMap::default()),
         })
     }
 

@@ -17,7 +17,9 @@ use crate::registry::task_state::TaskState;
 /// Records are immutable once registered, so a report can read them without
 /// any lock. The parent link forms the chain "spawned by task at ...".
 pub(crate) struct TaskRecord {
-    pub(super) id: u64,
+    /// The id, with the kind in the top byte (ids stay far below 2^56):
+    /// both are fixed at birth, and every live record holds them.
+    id_and_kind: u64,
     /// Boxed twice so that an unnamed task (most are) pays one pointer for
     /// it, not the two of a `Box<str>`.
     #[allow(clippy::redundant_allocation)]
@@ -26,8 +28,8 @@ pub(crate) struct TaskRecord {
     pub(super) born: Stamp,
     pub(super) parent: Option<Arc<TaskRecord>>,
     pub(super) scope: Arc<Scope>,
-    pub(super) slot: Slot,
-    /// What the task is doing, updated on every poll.
+    /// What the task is doing, updated on every poll, and where it sits in
+    /// its scope.
     pub(super) state: TaskState,
 }
 
@@ -46,14 +48,13 @@ impl TaskRecord {
     /// A record of `parts.scope`, to be stored in `parts.slot`'s shard.
     fn new(parts: Parts) -> TaskRecord {
         TaskRecord {
-            id: next_id(),
+            id_and_kind: id_and_kind(parts.kind),
             name: parts.name.map(Box::new),
             spawned_at: parts.spawned_at,
             born: Stamp::now(),
             parent: parts.parent,
             scope: parts.scope,
-            slot: parts.slot,
-            state: TaskState::new(parts.kind),
+            state: TaskState::new(parts.slot),
         }
     }
 
@@ -64,19 +65,19 @@ impl TaskRecord {
     #[cfg(not(loom))]
     fn renew(&mut self, parts: Parts) {
         debug_assert!(self.parent.is_none() && self.name.is_none() && !self.state.has_ids());
-        self.id = next_id();
+        self.id_and_kind = id_and_kind(parts.kind);
         self.name = parts.name.map(Box::new);
         self.spawned_at = parts.spawned_at;
         self.born = Stamp::now();
         self.parent = parts.parent;
         self.scope = parts.scope;
-        self.slot = parts.slot;
-        self.state = TaskState::new(parts.kind);
+        self.state = TaskState::new(parts.slot);
     }
 
     /// Its id: unique in the process, never reused.
+    #[inline]
     pub(crate) fn id(&self) -> u64 {
-        self.id
+        self.id_and_kind & ID_BITS
     }
 
     /// Where it was spawned.
@@ -102,7 +103,12 @@ impl TaskRecord {
     /// The OS thread running it, for a blocking task or thread that has
     /// started (0 otherwise).
     pub(crate) fn tid(&self) -> u32 {
-        self.state.tid()
+        // A future's word holds its poll count instead.
+        if self.kind().is_async() {
+            0
+        } else {
+            self.state.tid()
+        }
     }
 
     /// Whether the tokio id table has an entry for it.
@@ -113,7 +119,7 @@ impl TaskRecord {
 
     /// What spawned it: task, blocking task, thread, ...
     pub(crate) fn kind(&self) -> Kind {
-        self.state.kind()
+        Kind::from_bits((self.id_and_kind >> ID_SHIFT) as u8)
     }
 
     /// The name the task was spawned with, if any.
@@ -184,7 +190,7 @@ impl TaskRecord {
     /// Names the tokio task (and runtime) this record's future runs in; the
     /// first value of each wins.
     pub(crate) fn spawned_as(&self, task: tokio::task::Id, runtime: Option<tokio::runtime::Id>) {
-        crate::registry::tokio_ids::note(self.id, task, runtime);
+        crate::registry::tokio_ids::note(self.id(), task, runtime);
         self.state.mark_ids();
     }
 
@@ -201,7 +207,7 @@ impl TaskRecord {
 
     fn tokio_ids(&self) -> crate::registry::tokio_ids::TokioIds {
         if self.state.has_ids() {
-            crate::registry::tokio_ids::get(self.id)
+            crate::registry::tokio_ids::get(self.id())
         } else {
             crate::registry::tokio_ids::TokioIds::default()
         }
@@ -210,7 +216,7 @@ impl TaskRecord {
     /// Removes this record's tokio ids, if it has any.
     fn forget_ids(&mut self) {
         if self.state.take_ids_mark() {
-            crate::registry::tokio_ids::forget(self.id);
+            crate::registry::tokio_ids::forget(self.id());
         }
     }
 
@@ -254,6 +260,18 @@ impl Drop for TaskRecord {
             // `parent` drops here with its own parent link already taken.
         }
     }
+}
+
+/// Where a record's word keeps its kind, above the id.
+const ID_SHIFT: u32 = 56;
+const ID_BITS: u64 = (1 << ID_SHIFT) - 1;
+
+/// A new id with `kind` in the top byte.
+fn id_and_kind(kind: Kind) -> u64 {
+    let id = next_id();
+    // 2^56 ids at a billion a second take over two years.
+    assert!(id <= ID_BITS, "record ids ran out");
+    id | (u64::from(kind.bits()) << ID_SHIFT)
 }
 
 /// Hands out record ids without a shared counter on the spawn path: each
@@ -488,16 +506,34 @@ impl Drop for Registration {
 #[cfg(all(test, target_pointer_width = "64"))]
 mod tests {
     use super::TaskRecord;
+    use crate::registry::kind::Kind;
     use std::mem::size_of;
+
+    #[test]
+    fn the_kind_and_the_id_share_a_word_and_come_back_apart() {
+        for kind in [
+            Kind::Task,
+            Kind::Blocking,
+            Kind::Local,
+            Kind::Thread,
+            Kind::Untracked,
+        ] {
+            assert_eq!(Kind::from_bits(kind.bits()), kind);
+            let word = super::id_and_kind(kind);
+            assert_eq!(Kind::from_bits((word >> super::ID_SHIFT) as u8), kind);
+            assert!(word & super::ID_BITS > 0);
+        }
+    }
 
     #[test]
     fn the_record_does_not_grow() {
         // Every spawn allocates one `Arc<TaskRecord>` (two counts plus the
-        // record): at 104 bytes that is a 120-byte request, the largest
-        // that glibc serves from its fast bins (128-byte chunks). Each field
-        // added costs every live task and, past 104, a slower allocator
-        // path. Shrinking is welcome: lower the pin with it.
-        assert_eq!(size_of::<TaskRecord>(), 104);
+        // record): at 88 bytes that is a 104-byte request, which glibc
+        // serves from its fast bins as a 112-byte chunk (at 104 bytes it
+        // was a 128-byte one). Each field added costs every live task and,
+        // past 88, a larger chunk. Shrinking is welcome: lower the pin
+        // with it.
+        assert_eq!(size_of::<TaskRecord>(), 88);
     }
 }
 
@@ -530,7 +566,7 @@ mod reuse_tests {
     #[test]
     fn an_ended_record_nobody_holds_is_reused_fresh() {
         let mut first = register(Kind::Task);
-        let first_id = first.record().id;
+        let first_id = first.record().id();
         let child = register_child(&first, Kind::Blocking);
         first.record().state.run_begin();
         drop(child); // the child's parent link goes with it
@@ -540,10 +576,10 @@ mod reuse_tests {
         let second = register(Kind::Thread);
         let record = second.record();
         assert_eq!(Arc::as_ptr(record), address, "the allocation was reused");
-        assert_ne!(record.id, first_id, "under a new id");
+        assert_ne!(record.id(), first_id, "under a new id");
         assert_eq!(record.kind(), Kind::Thread);
         assert!(record.parent.is_none());
-        assert_eq!(record.state.tid(), 0, "with fresh state");
+        assert_eq!(record.tid(), 0, "with fresh state");
         assert!(record.scope.holds(record));
     }
 
@@ -551,12 +587,12 @@ mod reuse_tests {
     fn a_record_still_held_is_left_alone() {
         let mut first = register(Kind::Task);
         let held = first.record().clone(); // as a waker clone would
-        let first_id = held.id;
+        let first_id = held.id();
         first.end();
 
         let second = register(Kind::Task);
         assert!(!Arc::ptr_eq(second.record(), &held));
-        assert_eq!(held.id, first_id, "the holder still sees its own record");
+        assert_eq!(held.id(), first_id, "the holder still sees its own record");
         assert!(!held.scope.holds(&held), "ended all the same");
     }
 
@@ -573,7 +609,7 @@ mod reuse_tests {
         let task = some_task_id();
         let mut parent = register(Kind::Task);
         parent.record().spawned_as(task, None);
-        let parent_id = parent.record().id;
+        let parent_id = parent.record().id();
         assert_eq!(parent.record().tokio_id(), Some(task));
         let child = register_child(&parent, Kind::Task);
         parent.end(); // the child keeps the parent's record alive

@@ -30,12 +30,17 @@ use crate::registry::loom_shim::{spin_wait, AtomicU32, Ordering, UnsafeCell};
 const WRITING: u32 = 1 << 31;
 /// A wake came while the slot was written: the writer wakes for it.
 const PENDING: u32 = 1 << 30;
+/// Bits of the state word that the owner keeps for itself (a task's
+/// "has tokio ids" flag): the protocol below never changes them.
+pub(crate) const KEPT: u32 = 1 << 29;
 /// One wake reading the slot.
 const READER: u32 = 1;
-const READERS: u32 = PENDING - 1;
+const READERS: u32 = KEPT - 1;
 
+/// The stored waker. Its state word (who reads or writes it) is kept by
+/// the owner and passed to every call, so that in a task's state it packs
+/// with the other 32-bit words instead of padding this to 24 bytes.
 pub(crate) struct RuntimeWaker {
-    state: AtomicU32,
     waker: UnsafeCell<Option<Waker>>,
 }
 
@@ -51,7 +56,6 @@ unsafe impl Send for RuntimeWaker {}
 impl RuntimeWaker {
     pub(crate) fn new() -> RuntimeWaker {
         RuntimeWaker {
-            state: AtomicU32::new(0),
             waker: UnsafeCell::new(None),
         }
     }
@@ -64,7 +68,7 @@ impl RuntimeWaker {
     /// it is called by the poll of the one future that owns the task (a
     /// future is polled by one thread at a time, through `Pin<&mut _>`).
     #[inline]
-    pub(crate) unsafe fn register(&self, waker: &Waker) {
+    pub(crate) unsafe fn register(&self, state: &AtomicU32, waker: &Waker) {
         // SAFETY: only `register` writes the slot and none runs alongside
         // this one (the caller's contract), so this read races with no
         // write; wakes only read it too.
@@ -73,7 +77,7 @@ impl RuntimeWaker {
             .with(|slot| unsafe { (*slot).as_ref().is_some_and(|old| old.will_wake(waker)) });
         if !same {
             // SAFETY: the caller's contract, passed on.
-            unsafe { self.replace(waker.clone()) };
+            unsafe { self.replace(state, waker.clone()) };
         }
     }
 
@@ -85,8 +89,8 @@ impl RuntimeWaker {
     /// before a task's first poll, since only a poll hands out its waker
     /// (and a record kept for reuse is taken only once nothing holds it).
     #[inline]
-    pub(crate) unsafe fn register_first(&self, waker: &Waker) {
-        debug_assert_eq!(self.state.load(Ordering::Relaxed), 0);
+    pub(crate) unsafe fn register_first(&self, state: &AtomicU32, waker: &Waker) {
+        debug_assert_eq!(state.load(Ordering::Relaxed) & !KEPT, 0);
         let new = waker.clone();
         // SAFETY: no wake reads the slot and no other poll writes it (the
         // caller's contract).
@@ -101,13 +105,13 @@ impl RuntimeWaker {
     /// As for [`RuntimeWaker::register`].
     #[cold]
     #[inline(never)]
-    unsafe fn replace(&self, new: Waker) {
+    unsafe fn replace(&self, state: &AtomicU32, new: Waker) {
         // Acquire: the reads of readers that leave below happen before the
         // write (their Release decrement).
-        let mut state = self.state.fetch_or(WRITING, Ordering::Acquire);
-        while state & READERS != 0 {
+        let mut seen = state.fetch_or(WRITING, Ordering::Acquire);
+        while seen & READERS != 0 {
             spin_wait();
-            state = self.state.load(Ordering::Acquire);
+            seen = state.load(Ordering::Acquire);
         }
         // SAFETY: `WRITING` is set and no reader is counted in: readers that
         // come now see `WRITING` and leave the slot alone, and only this
@@ -115,8 +119,8 @@ impl RuntimeWaker {
         let old = self.waker.with_mut(|slot| unsafe { (*slot).replace(new) });
         // Release: a reader that counts itself in after this sees the new
         // waker. A wake that came while writing left `PENDING`.
-        let state = self.state.fetch_and(!(WRITING | PENDING), Ordering::AcqRel);
-        if state & PENDING != 0 {
+        let seen = state.fetch_and(!(WRITING | PENDING), Ordering::AcqRel);
+        if seen & PENDING != 0 {
             // SAFETY: only this thread writes the slot, and it just did.
             self.waker
                 .with(|slot| unsafe { (*slot).as_ref().map(Waker::wake_by_ref) });
@@ -125,27 +129,22 @@ impl RuntimeWaker {
     }
 
     /// Wakes the stored waker, if any, by reference.
-    pub(crate) fn wake(&self) {
-        let mut state = self.state.fetch_add(READER, Ordering::Acquire);
-        while state & WRITING != 0 {
+    pub(crate) fn wake(&self, state: &AtomicU32) {
+        let mut seen = state.fetch_add(READER, Ordering::Acquire);
+        while seen & WRITING != 0 {
             // A poll is writing: leave the wake to it, unless it has just
             // finished, when the slot is ours to read after all.
-            let pending = (state - READER) | PENDING;
-            match self.state.compare_exchange_weak(
-                state,
-                pending,
-                Ordering::Release,
-                Ordering::Acquire,
-            ) {
+            let pending = (seen - READER) | PENDING;
+            match state.compare_exchange_weak(seen, pending, Ordering::Release, Ordering::Acquire) {
                 Ok(_) => return,
-                Err(now) => state = now,
+                Err(now) => seen = now,
             }
         }
         // SAFETY: counted in with `WRITING` clear, so no write happens until
         // this reader leaves (the writer waits for the count to drop).
         self.waker
             .with(|slot| unsafe { (*slot).as_ref().map(Waker::wake_by_ref) });
-        self.state.fetch_sub(READER, Ordering::Release);
+        state.fetch_sub(READER, Ordering::Release);
     }
 
     /// Lets go of the stored waker.
@@ -168,6 +167,29 @@ mod tests {
     use std::sync::Arc;
     use std::task::{Wake, Waker};
 
+    use crate::registry::loom_shim::AtomicU32;
+
+    /// The slot with its state word beside it, as a task's state has them.
+    struct Slot(AtomicU32, RuntimeWaker);
+
+    impl Slot {
+        fn new() -> Slot {
+            Slot(AtomicU32::new(0), RuntimeWaker::new())
+        }
+
+        /// # Safety
+        ///
+        /// As for [`RuntimeWaker::register`].
+        unsafe fn register(&self, waker: &Waker) {
+            // SAFETY: the caller's contract.
+            unsafe { self.1.register(&self.0, waker) }
+        }
+
+        fn wake(&self) {
+            self.1.wake(&self.0);
+        }
+    }
+
     struct Count(AtomicUsize);
 
     impl Wake for Count {
@@ -183,7 +205,7 @@ mod tests {
 
     #[test]
     fn wakes_what_was_registered_last_and_keeps_it() {
-        let slot = RuntimeWaker::new();
+        let slot = Slot::new();
         slot.wake(); // nothing registered: a no-op
         let (first, first_waker) = counter();
         // SAFETY: one thread, so no other `register` runs alongside.
@@ -213,7 +235,7 @@ mod tests {
     /// (Miri or a sanitizer would see that; here, the counts add up).
     #[test]
     fn wakes_race_with_replacement_and_all_arrive() {
-        let slot = Arc::new(RuntimeWaker::new());
+        let slot = Arc::new(Slot::new());
         let (count, waker) = counter();
         // SAFETY: only this thread registers.
         unsafe { slot.register(&waker) };
@@ -251,6 +273,29 @@ mod loom_model {
     use loom::thread;
     use std::task::{Wake, Waker};
 
+    use crate::registry::loom_shim::AtomicU32;
+
+    /// The slot with its state word beside it, as a task's state has them.
+    struct Slot(AtomicU32, RuntimeWaker);
+
+    impl Slot {
+        fn new() -> Slot {
+            Slot(AtomicU32::new(0), RuntimeWaker::new())
+        }
+
+        /// # Safety
+        ///
+        /// As for [`RuntimeWaker::register`].
+        unsafe fn register(&self, waker: &Waker) {
+            // SAFETY: the caller's contract.
+            unsafe { self.1.register(&self.0, waker) }
+        }
+
+        fn wake(&self) {
+            self.1.wake(&self.0);
+        }
+    }
+
     struct Count(std::sync::Arc<AtomicUsize>);
 
     impl Wake for Count {
@@ -267,7 +312,7 @@ mod loom_model {
         loom::model(|| {
             let old = std::sync::Arc::new(AtomicUsize::new(0));
             let new = std::sync::Arc::new(AtomicUsize::new(0));
-            let slot = Arc::new(RuntimeWaker::new());
+            let slot = Arc::new(Slot::new());
             // SAFETY: only this thread registers.
             unsafe { slot.register(&Waker::from(std::sync::Arc::new(Count(old.clone())))) };
             let waking = slot.clone();
@@ -284,7 +329,7 @@ mod loom_model {
     fn two_wakes_during_a_replacement_both_arrive() {
         loom::model(|| {
             let count = std::sync::Arc::new(AtomicUsize::new(0));
-            let slot = Arc::new(RuntimeWaker::new());
+            let slot = Arc::new(Slot::new());
             // SAFETY: only this thread registers.
             unsafe { slot.register(&Waker::from(std::sync::Arc::new(Count(count.clone())))) };
             let wakers: Vec<_> = (0..2)

@@ -17,11 +17,16 @@ use crate::registry::shelf::Shelf;
 ///
 /// The shard is picked before the record is built; the key is only known
 /// under the shard's lock, and is written and read under it.
+///
+/// One word, the shard in its top bits and the key below, since every live
+/// record holds one.
 #[derive(Debug)]
-pub(super) struct Slot {
-    shard: u32,
-    key: AtomicU32,
-}
+pub(super) struct Slot(AtomicU32);
+
+/// The key bits of a slot's word; all set: no key yet.
+const KEY: u32 = (1 << 28) - 1;
+/// Where a slot's word keeps its shard (there are at most 16).
+const SHARD_SHIFT: u32 = 28;
 
 impl Slot {
     /// A slot in this thread's shard, its key still to be picked.
@@ -31,19 +36,25 @@ impl Slot {
 
     /// A slot in `shard`, its key still to be picked.
     pub(super) fn in_shard(shard: usize) -> Slot {
-        Slot {
-            shard: shard as u32,
-            key: AtomicU32::new(u32::MAX),
-        }
+        debug_assert!(shard < 1 << (32 - SHARD_SHIFT));
+        Slot(AtomicU32::new(((shard as u32) << SHARD_SHIFT) | KEY))
     }
 
     fn shard(&self) -> usize {
-        self.shard as usize
+        // The shard's bits never change; any read of the word has them.
+        (self.0.load(Ordering::Relaxed) >> SHARD_SHIFT) as usize
     }
 
     /// Only under the shard's lock, which orders it after `insert`'s write.
     fn key(&self) -> u32 {
-        self.key.load(Ordering::Relaxed)
+        self.0.load(Ordering::Relaxed) & KEY
+    }
+
+    /// Only under the shard's lock.
+    fn set_key(&self, key: u32) {
+        assert!(key < KEY, "more than 268 million live tasks in one shard");
+        let shard = self.0.load(Ordering::Relaxed) & !KEY;
+        self.0.store(shard | key, Ordering::Relaxed);
     }
 }
 
@@ -161,18 +172,18 @@ impl Scope {
     /// lock covers the shelf alone.
     pub(super) fn insert(&self, record: &Arc<TaskRecord>) {
         debug_assert!(std::ptr::eq(&*record.scope, self));
-        let mut shelf = lock(&self.shards[record.slot.shard()].0);
+        let mut shelf = lock(&self.shards[record.state.slot.shard()].0);
         let key = shelf.insert(record.clone());
-        record.slot.key.store(key, Ordering::Relaxed);
+        record.state.slot.set_key(key);
     }
 
     /// Ends a record: removes it, then wakes anyone settling on this scope.
     pub(super) fn remove(&self, record: &TaskRecord) {
         let removed = {
-            let mut shelf = lock(&self.shards[record.slot.shard()].0);
-            shelf.remove(record.slot.key())
+            let mut shelf = lock(&self.shards[record.state.slot.shard()].0);
+            shelf.remove(record.state.slot.key())
         };
-        debug_assert!(removed.is_some_and(|r| r.id == record.id));
+        debug_assert!(removed.is_some_and(|r| r.id() == record.id()));
         // Dropping `removed` (the registry's reference) happened above, outside
         // the shard lock. Either this thread sees the waiter, or the waiter
         // sees the removal: a settler announces itself before it locks the
@@ -245,11 +256,11 @@ impl Scope {
 
     /// Whether `record` is still registered here (it has not ended).
     pub(crate) fn holds(&self, record: &Arc<TaskRecord>) -> bool {
-        let Some(shard) = self.shards.get(record.slot.shard()) else {
+        let Some(shard) = self.shards.get(record.state.slot.shard()) else {
             return false;
         };
         lock(&shard.0)
-            .get(record.slot.key())
+            .get(record.state.slot.key())
             .is_some_and(|held| Arc::ptr_eq(held, record))
     }
 
@@ -541,14 +552,14 @@ mod loom_model {
             };
             let ends_other = thread::spawn(move || drop(other));
             let seen = scope.snapshot(|_| true);
-            let mut ids: Vec<u64> = seen.iter().map(|r| r.id).collect();
+            let mut ids: Vec<u64> = seen.iter().map(|r| r.id()).collect();
             ids.sort_unstable();
             ids.dedup();
             assert_eq!(ids.len(), seen.len(), "a record listed twice");
             assert!(seen.len() <= 3, "at most three are ever live at once");
             for record in &seen {
                 assert!(Arc::ptr_eq(&record.scope, &scope));
-                assert!(record.slot.shard() < scope.shards.len());
+                assert!(record.state.slot.shard() < scope.shards.len());
             }
             drop(seen);
             let still_live = churn.join().unwrap();

@@ -102,7 +102,7 @@ impl Shelf {
         // other, so their cache misses overlap, where the reference counts
         // taken below would miss one after another.
         let touched = batch.iter().flatten().fold(0u64, |sum, record| {
-            sum ^ record.id ^ u64::from(record.state.activity.read().wakers)
+            sum ^ record.id() ^ u64::from(record.state.activity.read().wakers)
         });
         std::hint::black_box(touched);
         out.extend(batch.iter().flatten().cloned());
@@ -142,8 +142,8 @@ mod tests {
         assert_eq!(shelf.len(), 1);
 
         assert_eq!(shelf.insert(c.clone()), ka, "the vacant slot is reused");
-        let held: Vec<_> = shelf.iter().map(|r| r.id).collect();
-        assert_eq!(held, vec![c.id, b.id]);
+        let held: Vec<_> = shelf.iter().map(|r| r.id()).collect();
+        assert_eq!(held, vec![c.id(), b.id()]);
         assert!(shelf.remove(7).is_none(), "a key never handed out");
 
         shelf.remove(ka);

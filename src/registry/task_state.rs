@@ -15,15 +15,15 @@
 //! gives back its clone, and a poll sets `BUSY` before it clears `WOKEN`, so
 //! no read can fall between them. `loom_model` below checks it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::registry::loom_shim::AtomicU32;
 use std::task::Waker;
 use std::time::Duration;
 
 use crate::registry::clock::Stamp;
-use crate::registry::kind::Kind;
 use crate::registry::runtime_waker::RuntimeWaker;
+use crate::registry::scope::Slot;
 
 /// Live state of one task. Written by the thread that polls the task (and
 /// by whoever wakes it), read by reports from any thread; every field is a
@@ -32,47 +32,50 @@ use crate::registry::runtime_waker::RuntimeWaker;
 /// It is part of every live record, so every byte counts: counts are 32
 /// bits, "inside a poll" is a flag next to the last poll's stamp rather than
 /// a stamp of its own, and the tokio ids, which only task dumps and
-/// instrumented runtimes ask for, live in a side table (`tokio_ids`).
+/// instrumented runtimes ask for, live in a side table (`tokio_ids`). The
+/// 32-bit words sit side by side with no padding (the runtime waker's state
+/// word is here, not in the `RuntimeWaker`; a future's poll count and a
+/// blocking task's thread id share one word; the "has ids" flag is a bit of
+/// the waker's word): 40 bytes, which makes a record 88.
 pub(super) struct TaskState {
     /// When the last poll started, as a [`Stamp`] word; 0 if never polled.
     /// For blocking tasks and threads: when their closure started.
     last_poll: AtomicU64,
-    /// Completed and ongoing polls, saturating (for blocking tasks and
-    /// threads: 1 once their closure started).
-    polls: AtomicU32,
-    /// The OS thread running a blocking task or thread (Linux), 0 if unknown.
-    tid: AtomicU32,
-    /// Polled yet, inside a poll, woken, and live waker clones: one word.
-    pub(crate) activity: Activity,
-    /// Whether the side table holds this task's tokio ids.
-    has_ids: AtomicBool,
-    /// The task's kind. It never changes.
-    kind: Kind,
     /// The runtime's waker for this task, which ours forwards to. It is
     /// kept until the record drops, not taken out when the task ends: a
     /// clone of our waker that outlives the task then keeps the runtime's
     /// task allocation alive, exactly as a clone of the runtime's own waker
     /// would, and the end of every task saves two atomic operations.
     pub(crate) runtime_waker: RuntimeWaker,
+    /// `runtime_waker`'s state word, and (a bit it leaves alone) whether
+    /// the side table holds this task's tokio ids.
+    waker_state: AtomicU32,
+    /// For a future: completed and ongoing polls, saturating. For a
+    /// blocking task or thread: the OS thread running it (Linux), 0 until
+    /// it starts or if unknown. One word, since a record is one or the
+    /// other.
+    progress: AtomicU32,
+    /// Polled yet, inside a poll, woken, and live waker clones: one word.
+    pub(crate) activity: Activity,
+    /// Where the record sits in its scope (`scope.rs`): here, so that its
+    /// 4 bytes pack with the words above.
+    pub(super) slot: Slot,
 }
 
+/// `waker_state`'s bit for "the tokio id table has an entry".
+const HAS_IDS: u32 = crate::registry::runtime_waker::KEPT;
+
 impl TaskState {
-    /// The state of a task of `kind` that hasn't started yet.
-    pub(super) fn new(kind: Kind) -> TaskState {
+    /// The state of a task that hasn't started yet, to be stored in `slot`.
+    pub(super) fn new(slot: Slot) -> TaskState {
         TaskState {
             last_poll: AtomicU64::new(0),
-            polls: AtomicU32::new(0),
-            tid: AtomicU32::new(0),
-            activity: Activity::new(),
-            has_ids: AtomicBool::new(false),
-            kind,
             runtime_waker: RuntimeWaker::new(),
+            waker_state: AtomicU32::new(0),
+            progress: AtomicU32::new(0),
+            activity: Activity::new(),
+            slot,
         }
-    }
-
-    /// The task's kind.
-    pub(super) fn kind(&self) -> Kind {
-        self.kind
     }
 
     /// A poll starts: remember the runtime's waker and the time. Returns
@@ -87,32 +90,41 @@ impl TaskState {
     pub(super) unsafe fn poll_begin(&self, runtime_waker: &Waker) -> bool {
         // Only the polling thread writes the count (a future is polled by
         // one thread at a time), so a load and a store do: no RMW.
-        let polls = self.polls.load(Ordering::Relaxed);
+        let polls = self.progress.load(Ordering::Relaxed);
         // SAFETY: the caller's contract is `register`'s; before the first
         // poll no waker of this task exists, so no wake reads the slot
         // (`register_first`'s).
         unsafe {
             if polls == 0 {
-                self.runtime_waker.register_first(runtime_waker);
+                self.runtime_waker
+                    .register_first(&self.waker_state, runtime_waker);
             } else {
-                self.runtime_waker.register(runtime_waker);
+                self.runtime_waker
+                    .register(&self.waker_state, runtime_waker);
             }
         }
-        self.started(polls);
+        self.progress
+            .store(polls.saturating_add(1), Ordering::Relaxed);
+        self.started(polls == 0);
         polls == 0
     }
 
-    /// A poll (or a blocking closure) starts now; `polls` came before it.
+    /// A poll (or a blocking closure) starts now.
     #[inline]
-    fn started(&self, polls: u32) {
+    fn started(&self, first: bool) {
         self.last_poll
             .store(Stamp::now().encode(), Ordering::Relaxed);
-        self.polls.store(polls.saturating_add(1), Ordering::Relaxed);
-        if polls == 0 {
+        if first {
             self.activity.first_poll_begin();
         } else {
             self.activity.poll_begin();
         }
+    }
+
+    /// Wakes the runtime's waker (the counting waker was woken).
+    #[inline]
+    pub(super) fn wake_runtime(&self) {
+        self.runtime_waker.wake(&self.waker_state);
     }
 
     /// The poll returned; true when the task can never finish now.
@@ -124,36 +136,46 @@ impl TaskState {
 
     /// A blocking task's or thread's closure starts on this thread.
     pub(super) fn run_begin(&self) {
-        self.tid
+        self.progress
             .store(crate::registry::os_thread::current_tid(), Ordering::Relaxed);
-        self.started(0);
+        self.started(true);
     }
 
     /// The OS thread running this blocking task or thread, 0 if unknown.
+    /// Only for blocking tasks and threads (a future's word is its polls).
     pub(super) fn tid(&self) -> u32 {
-        self.tid.load(Ordering::Relaxed)
+        self.progress.load(Ordering::Relaxed)
     }
 
     /// A poll of a task that leakcheck doesn't wrap starts (tokio's
     /// before-poll hook): no waker to count, only the time.
     #[cfg(tokio_unstable)]
     pub(super) fn hook_poll_begin(&self) {
-        self.started(self.polls.load(Ordering::Relaxed));
+        let polls = self.progress.load(Ordering::Relaxed);
+        self.progress
+            .store(polls.saturating_add(1), Ordering::Relaxed);
+        self.started(polls == 0);
     }
 
     /// Whether the tokio id table has an entry for this task.
     pub(super) fn has_ids(&self) -> bool {
-        self.has_ids.load(Ordering::Acquire)
+        self.waker_state.load(Ordering::Acquire) & HAS_IDS != 0
     }
 
     /// The tokio id table has an entry for this task now.
     pub(super) fn mark_ids(&self) {
-        self.has_ids.store(true, Ordering::Release);
+        self.waker_state.fetch_or(HAS_IDS, Ordering::Release);
     }
 
     /// Whether the table had an entry; from now on it hasn't.
     pub(super) fn take_ids_mark(&mut self) -> bool {
-        std::mem::take(self.has_ids.get_mut())
+        // Exclusive access: nothing else writes the word now, so a load
+        // tells, and only a record that had ids pays for the clearing.
+        let had = self.waker_state.load(Ordering::Relaxed) & HAS_IDS != 0;
+        if had {
+            self.waker_state.fetch_and(!HAS_IDS, Ordering::Relaxed);
+        }
+        had
     }
 
     /// Lets go of the runtime's waker once the task has ended, while the
@@ -168,7 +190,7 @@ impl TaskState {
         // The verdict comes from one read of one word; the counts and times
         // beside it only describe it.
         let seen = self.activity.read();
-        let polls = u64::from(self.polls.load(Ordering::Relaxed)).max(1);
+        let polls = u64::from(self.progress.load(Ordering::Relaxed)).max(1);
         let last = Stamp::decode(self.last_poll.load(Ordering::Relaxed));
         let since = |at: Option<Stamp>| at.map_or(Duration::ZERO, |at| now.since(at));
         if seen.busy {
@@ -209,7 +231,7 @@ impl TaskState {
             None => Condition::NotStarted,
             Some(started) => Condition::Running {
                 for_: now.since(started),
-                kernel: crate::registry::os_thread::kernel_state(self.tid.load(Ordering::Relaxed)),
+                kernel: crate::registry::os_thread::kernel_state(self.tid()),
             },
         }
     }

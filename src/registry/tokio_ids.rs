@@ -53,10 +53,11 @@ type Table = Mutex<Ids>;
 type Ids = HashMap<u64, TokioIds, IdHash>;
 
 /// Hashes an id (a record's, or tokio's of a task or runtime) with one
-/// multiplication (Fibonacci hashing): the keys are distinct numbers
-/// handed out by leakcheck or tokio, not input an attacker picks, so
-/// SipHash's protection buys nothing, and it cost every task of an
-/// instrumented runtime a few hundred instructions.
+/// multiplication (Fibonacci hashing), and other keys (test names) a word
+/// at a time the same way: the keys are numbers handed out by leakcheck
+/// or tokio and the names of the binary's own tests, not input an
+/// attacker picks, so SipHash's protection buys nothing, and it cost every
+/// task of an instrumented runtime a few hundred instructions.
 pub(crate) type IdHash = BuildHasherDefault<IdHasher>;
 
 /// See [`IdHash`].
@@ -65,14 +66,22 @@ pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed; this keeps any other input correct.
-        for &byte in bytes {
-            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
+        // Other keys (the registry's test names): eight bytes at a time.
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.write_u64(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let mut last = [0; 8];
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            last[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(last));
         }
     }
 
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    fn write_u64(&mut self, word: u64) {
+        // One id: just the multiplication (the state starts at 0).
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 
     fn finish(&self) -> u64 {
@@ -112,4 +121,41 @@ pub(super) fn get(record: u64) -> TokioIds {
 /// Drops `record`'s entry.
 pub(super) fn forget(record: u64) {
     table(record).remove(&record);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdHash;
+    use std::collections::HashMap;
+    use std::hash::{BuildHasher, Hasher};
+
+    #[test]
+    fn ids_and_names_hash_apart_and_look_up() {
+        let hash = |key: &dyn Fn(&mut dyn std::hash::Hasher)| {
+            let mut hasher = IdHash::default().build_hasher();
+            key(&mut hasher);
+            hasher.finish()
+        };
+        // Consecutive ids differ in the top bits, which hashbrown tags with.
+        let tops: std::collections::HashSet<u64> = (1..=128u64)
+            .map(|id| hash(&|h| h.write_u64(id)) >> 57)
+            .collect();
+        assert!(tops.len() > 64, "only {} distinct tags", tops.len());
+        // Names that differ in one byte, at either end or past a word.
+        let names = [
+            "a::b",
+            "a::c",
+            "b::b",
+            "tests::one_long_name_x",
+            "tests::one_long_name_y",
+        ];
+        let mut map: HashMap<&str, usize, IdHash> = HashMap::default();
+        for (i, name) in names.iter().enumerate() {
+            map.insert(name, i);
+        }
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(map.get(name), Some(&i));
+        }
+        assert_eq!(map.get("a::d"), None);
+    }
 }

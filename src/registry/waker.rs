@@ -74,7 +74,7 @@ unsafe fn wake_by_ref(data: *const ()) {
     // Before a wake by value gives its clone back (`wake`), so no read of
     // the activity word sees the clone gone and the wake not yet made.
     record.state.activity.woken();
-    record.state.runtime_waker.wake();
+    record.state.wake_runtime();
 }
 
 /// # Safety
