@@ -315,7 +315,7 @@ mod spare {
     use crate::registry::kind::Kind;
     use crate::registry::loom_shim::Arc;
 
-    /// How many emptied records a thread keeps: 32 KiB of 128-byte chunks.
+    /// How many emptied records a thread keeps: 28 KiB of 112-byte chunks.
     const KEEP: usize = 256;
 
     thread_local! {
