@@ -16,7 +16,9 @@
 //!    moves the record into this thread's owner slot, so a spawn inside the
 //!    poll finds its parent. The record's [`TaskState`](task_state::TaskState)
 //!    notes the poll's start and end in one atomic word, and the future
-//!    gets the counting [`waker`], whose live clones the same word counts.
+//!    gets the counting [`waker`], whose live clones the same word counts;
+//!    a wake forwards to the runtime's waker, which the task keeps in a
+//!    slot only its poll writes ([`runtime_waker`]).
 //!    A blocking closure or a thread body is the owner for its whole run
 //!    ([`owner::run_registered`]).
 //! 3. **End.** However the task ends (returns, panics, is aborted, or is
@@ -46,7 +48,8 @@
 //! data structure needs: a record points at its scope (an ending record
 //! finds its shard through it), and a scope's shards ([`shelf`]) hold
 //! records. The rest: [`owner`] uses `record` and `scope`; `record` uses
-//! `task_state`, `clock`, `tokio_ids` and `kind`; [`waker`] uses `record`;
+//! `task_state`, `clock`, `tokio_ids` and `kind`; `task_state` uses
+//! `runtime_waker`; [`waker`] uses `record`;
 //! this module's [`Registry`] lists scopes. [`loom_shim`] is how a `--cfg
 //! loom` build swaps in model-checked locks and atomics.
 
