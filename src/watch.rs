@@ -287,22 +287,24 @@ mod tests {
     use super::Rule;
 
     /// A profile taken after this test's thread holds `n` tasks spawned
-    /// at one site (other tests' tasks are in it too, at other sites).
+    /// at one site: the caller's line, so that each test has a site of its
+    /// own (the profile is the whole process's, other tests' tasks too).
+    #[track_caller]
     fn counts_of(
         rule: &mut Rule,
         site_tasks: &mut Vec<tokio::task::JoinHandle<()>>,
         n: usize,
     ) -> Option<(usize, usize)> {
+        let site = std::panic::Location::caller();
         while site_tasks.len() < n {
-            site_tasks.push(crate::spawn(std::future::pending::<()>())); // the one site
+            site_tasks.push(crate::spawn(std::future::pending::<()>())); // at `site`
         }
         while site_tasks.len() > n {
             site_tasks.pop().unwrap().abort();
         }
-        let here = file!();
         rule.sample(&crate::profile())
             .into_iter()
-            .find(|g| g.spawned_at().file() == here && g.kind() == crate::Kind::Task)
+            .find(|g| g.spawned_at() == site && g.kind() == crate::Kind::Task)
             .map(|g| (g.before(), g.now()))
     }
 

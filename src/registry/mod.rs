@@ -49,7 +49,8 @@
 //! finds its shard through it), and a scope's shards ([`shelf`]) hold
 //! records. The rest: [`owner`] uses `record` and `scope`; `record` uses
 //! `task_state`, `clock`, `tokio_ids` and `kind`; `task_state` uses
-//! `runtime_waker`; [`waker`] uses `record`;
+//! `runtime_waker` and `slot` (a record's place in its scope's shards,
+//! which `scope` reads too); [`waker`] uses `record`;
 //! this module's [`Registry`] lists scopes. [`loom_shim`] is how a `--cfg
 //! loom` build swaps in model-checked locks and atomics.
 
@@ -68,6 +69,7 @@ pub(crate) mod record;
 pub(crate) mod runtime_waker;
 pub(crate) mod scope;
 mod shelf;
+mod slot;
 pub(crate) mod task_state;
 pub(crate) mod tokio_ids;
 pub(crate) mod waker;

@@ -6,7 +6,8 @@ use std::panic::Location;
 
 use crate::registry::clock::Stamp;
 use crate::registry::kind::Kind;
-use crate::registry::scope::{Scope, Slot};
+use crate::registry::scope::Scope;
+use crate::registry::slot::Slot;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::registry::loom_shim::Arc;

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::registry::clock::Stamp;
 use crate::registry::runtime_waker::RuntimeWaker;
-use crate::registry::scope::Slot;
+use crate::registry::slot::Slot;
 
 /// Live state of one task. Written by the thread that polls the task (and
 /// by whoever wakes it), read by reports from any thread; every field is a
