@@ -251,6 +251,16 @@ pub(crate) async fn check_async(options: &Options) -> Result<(), Report> {
     if target.nothing_live() {
         return Ok(());
     }
+    // Boxed: the wait's state (the blocking task's handle, the trace
+    // capture) is a few hundred bytes that a check which passes at once
+    // would otherwise carry too, in every test's future, copied each time
+    // the future moves.
+    Box::pin(wait_async(options, target)).await
+}
+
+/// The rest of [`check_async`]: wait off the runtime, up to the settle
+/// period, and trace the survivors of a failing check.
+async fn wait_async(options: &Options, target: Target) -> Result<(), Report> {
     let Ok(runtime) = Handle::try_current() else {
         // No tokio runtime here, so none of the tasks we wait for can be
         // running on this thread: blocking it stalls nothing.
