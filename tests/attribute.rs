@@ -307,3 +307,71 @@ fn a_zero_settle_period_still_reports_a_survivor() {
         "{message}"
     );
 }
+
+// Tests that a `macro_rules!` macro writes (a matrix of cases, say): their
+// names carry the macro's hygiene, which the expansion's own names must not
+// take on. Two forms: the name passed in, and the name written in the macro.
+
+static MACRO_PARKED: Mutex<Vec<std::sync::mpsc::Sender<()>>> = Mutex::new(Vec::new());
+
+macro_rules! checked_tests {
+    ($async_leaky:ident, $sync_leaky:ident, $async_clean:ident, $sync_clean:ident) => {
+        #[leak_check(settle = "100ms")]
+        #[tokio::test]
+        #[ignore = "helper: run by tests_a_macro_writes_are_checked"]
+        async fn $async_leaky() {
+            leakcheck::spawn(std::future::pending::<()>());
+        }
+
+        #[leak_check(settle = "100ms")]
+        #[test]
+        #[ignore = "helper: run by tests_a_macro_writes_are_checked"]
+        fn $sync_leaky() {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            MACRO_PARKED.lock().unwrap().push(tx);
+            leakcheck::thread::spawn(move || rx.recv().ok());
+        }
+
+        #[leak_check]
+        #[tokio::test]
+        async fn $async_clean() {
+            leakcheck::spawn(async {}).await.unwrap();
+        }
+
+        #[leak_check]
+        #[test]
+        fn $sync_clean() {
+            leakcheck::thread::spawn(|| ()).join().unwrap();
+        }
+    };
+}
+
+// Rust places code a macro writes at the macro's call: so do spawn sites.
+checked_tests!(
+    // site:macro-call
+    macro_async_leaky_case,
+    macro_sync_leaky_case,
+    a_clean_async_test_a_macro_writes_passes,
+    a_clean_sync_test_a_macro_writes_passes
+);
+
+macro_rules! named_in_the_macro {
+    () => {
+        #[leak_check]
+        #[tokio::test]
+        async fn a_clean_test_named_in_a_macro_passes() {
+            leakcheck::spawn(async {}).await.unwrap();
+        }
+    };
+}
+
+named_in_the_macro!();
+
+#[test]
+fn tests_a_macro_writes_are_checked() {
+    let message = panic_message(macro_async_leaky_case);
+    assert_reports_site(&message, "macro-call", "macro_async_leaky_case");
+    let message = panic_message(macro_sync_leaky_case);
+    MACRO_PARKED.lock().unwrap().clear(); // releases the thread
+    assert_reports_site(&message, "macro-call", "macro_sync_leaky_case");
+}

@@ -176,7 +176,10 @@ fn output_type(func: &ItemFn) -> TokenStream {
 struct Parts {
     /// The test function's name, for its scope.
     name: String,
-    /// Where a failing check says it failed: the test's own name.
+    /// Where a failing check says it failed: the test's own name. Only its
+    /// location: names spanned with it resolve as the expansion's own, so
+    /// a test that a `macro_rules!` macro writes (whose name carries that
+    /// macro's hygiene) still finds the expansion's locals.
     at: Span,
     /// The `Options` expression the check runs with.
     options: TokenStream,
@@ -188,7 +191,7 @@ impl Parts {
     fn of(func: &ItemFn, args: &Args, krate: &TokenStream) -> Parts {
         Parts {
             name: func.sig.ident.to_string(),
-            at: func.sig.ident.span(),
+            at: Span::call_site().located_at(func.sig.ident.span()),
             options: options(args, krate),
             output: output_type(func),
         }
