@@ -307,10 +307,14 @@ pub(super) fn next_id() -> u64 {
 /// task ends (no waker clone, no child, no report holds it; the usual case)
 /// is emptied and kept in a small per-thread list instead, and the next
 /// spawn on this thread reuses its allocation. The list is short, so a
-/// burst of ended tasks still goes back to the allocator.
+/// burst of ended tasks still goes back to the allocator. A thread starts
+/// its list only once it has ended [`WARM`](spare::WARM) records: libtest
+/// runs each test on a thread of its own, which ends a task or two and
+/// exits, and a list there only costs its thread-local's registration and
+/// the frees at exit.
 #[cfg(not(loom))]
 mod spare {
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
     use super::{Parts, TaskRecord};
     use crate::registry::kind::Kind;
@@ -319,8 +323,14 @@ mod spare {
     /// How many emptied records a thread keeps: 28 KiB of 112-byte chunks.
     const KEEP: usize = 256;
 
+    /// How many records a thread ends before it keeps any.
+    pub(super) const WARM: u32 = 16;
+
     thread_local! {
         static SPARE: RefCell<Vec<Arc<TaskRecord>>> = const { RefCell::new(Vec::new()) };
+        /// Records this thread has ended, up to [`WARM`]. No destructor, so
+        /// counting registers nothing.
+        static ENDED: Cell<u32> = const { Cell::new(0) };
     }
 
     /// A record of `parts` in an allocation of its own: a spare one if this
@@ -339,6 +349,12 @@ mod spare {
         }
     }
 
+    /// How many records this thread keeps now.
+    #[cfg(test)]
+    pub(super) fn kept() -> usize {
+        SPARE.with(|spare| spare.borrow().len())
+    }
+
     /// Keeps an ended record's allocation if nothing else refers to it
     /// and this thread's list has room; otherwise drops it.
     pub(super) fn recycle(mut record: Arc<TaskRecord>) {
@@ -347,15 +363,24 @@ mod spare {
             // kept there would be freed straight away.
             return;
         }
+        let warm = ENDED.try_with(|ended| {
+            let now = ended.get();
+            if now < WARM {
+                ended.set(now + 1);
+            }
+            now >= WARM
+        });
+        if warm != Ok(true) {
+            return;
+        }
         let _ = SPARE.try_with(move |spare| {
             let mut spare = spare.borrow_mut();
             if spare.len() >= KEEP {
                 return;
             }
-            if spare.capacity() == 0 {
-                // Once, rather than growing through every power of two.
-                spare.reserve_exact(KEEP);
-            }
+            // No room reserved up front: a test's thread lives for a task
+            // or two, and 2 KiB reserved on each of them cost a suite more
+            // than growing once through the powers of two costs a worker.
             let Some(ended) = Arc::get_mut(&mut record) else {
                 return; // a waker, child or report still holds it
             };
@@ -564,8 +589,24 @@ mod reuse_tests {
         Registration::new(owner, kind, None, Location::caller())
     }
 
+    /// Ends enough records on this thread that it keeps the next.
+    fn warm_up() {
+        for _ in 0..super::spare::WARM {
+            register(Kind::Task).end();
+        }
+    }
+
+    #[test]
+    fn a_new_thread_keeps_no_record_until_it_has_ended_a_few() {
+        register(Kind::Task).end();
+        assert_eq!(super::spare::kept(), 0, "a new thread keeps nothing");
+        warm_up();
+        assert_eq!(super::spare::kept(), 1, "a warm thread keeps what it ends");
+    }
+
     #[test]
     fn an_ended_record_nobody_holds_is_reused_fresh() {
+        warm_up();
         let mut first = register(Kind::Task);
         let first_id = first.record().id();
         let child = register_child(&first, Kind::Blocking);
@@ -586,6 +627,7 @@ mod reuse_tests {
 
     #[test]
     fn a_record_still_held_is_left_alone() {
+        warm_up();
         let mut first = register(Kind::Task);
         let held = first.record().clone(); // as a waker clone would
         let first_id = held.id();

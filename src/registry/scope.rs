@@ -263,31 +263,33 @@ impl Drop for Scope {
     }
 }
 
-/// The shards of the last scope dropped on this thread, kept for the next
-/// scope made on it: a scope per test allocated them (cache-line aligned,
-/// so through `posix_memalign`) and grew their shelves on its first spawn,
-/// about a quarter of what a passing `#[leak_check]` test cost on top of a
-/// `#[tokio::test]`.
+/// The shards of dropped scopes, kept for the next scopes made: a scope per
+/// test allocated them (cache-line aligned, so through `posix_memalign`)
+/// and grew their shelves on its first spawn, about a quarter of what a
+/// passing `#[leak_check]` test cost on top of a `#[tokio::test]`. Kept for
+/// the whole process, not per thread: libtest runs each test on a thread of
+/// its own, which a per-thread list never served twice.
 #[cfg(not(loom))]
 mod spare_shards {
-    use std::cell::RefCell;
+    use std::sync::{Mutex, PoisonError};
 
     use super::Shard;
 
-    thread_local! {
-        static SPARE: RefCell<Option<Box<[Shard]>>> = const { RefCell::new(None) };
-    }
+    /// How many scopes' shards are kept: about as many as tests run at once.
+    const KEEP: usize = 8;
 
-    /// Kept shards, if there are `count` of them.
+    static SPARE: Mutex<Vec<Box<[Shard]>>> = Mutex::new(Vec::new());
+
+    /// Kept shards, if some of `count` shards are kept.
     pub(super) fn take(count: usize) -> Option<Box<[Shard]>> {
-        SPARE
-            .try_with(|spare| spare.borrow_mut().take())
-            .ok()
-            .flatten()
-            .filter(|shards| shards.len() == count)
+        let mut spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
+        // Every scope has the same count (one per core, fixed for the
+        // process); the check is for the standalone scopes of unit tests.
+        let index = spare.iter().rposition(|shards| shards.len() == count)?;
+        Some(spare.swap_remove(index))
     }
 
-    /// Keeps a dropped scope's shards, emptied, unless some are kept already.
+    /// Keeps a dropped scope's shards, emptied, unless enough are kept.
     pub(super) fn keep(mut shards: Box<[Shard]>) {
         if shards.is_empty() {
             return;
@@ -302,18 +304,16 @@ mod spare_shards {
                 .reset()
         });
         if emptied {
-            let _ = SPARE.try_with(|spare| {
-                let mut spare = spare.borrow_mut();
-                if spare.is_none() {
-                    *spare = Some(shards);
-                }
-            });
+            let mut spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
+            if spare.len() < KEEP {
+                spare.push(shards);
+            }
         }
     }
 }
 
-/// Under loom, nothing is kept: its model threads share std's
-/// thread-locals.
+/// Under loom, nothing is kept: a process-wide list would outlive the
+/// model's runs.
 #[cfg(loom)]
 mod spare_shards {
     use super::Shard;
