@@ -29,21 +29,24 @@ thread_local! {
     /// so nothing is leaked; the guards that fill it ([`Lend`],
     /// [`Restore`]) empty it before their thread can end.
     static CURRENT: Cell<Option<ManuallyDrop<Arc<TaskRecord>>>> = const { Cell::new(None) };
-    /// The scopes a spawn outside any task falls to, in one thread-local
-    /// so that a spawn looks them up at once.
-    static SCOPES: RefCell<Scopes> = const {
-        RefCell::new(Scopes {
-            explicit: None,
-            thread: None,
-        })
-    };
+    /// A scope entered explicitly on this thread (by `#[leak_check]`).
+    /// Without drop glue, as `CURRENT`: only [`enter_scope`] and
+    /// [`ExplicitScope`]'s drop write it, and the guard puts back what it
+    /// replaced. A thread-local with a destructor costs each thread a
+    /// registration and a run at exit, and libtest runs each test on a
+    /// thread of its own.
+    static EXPLICIT: Cell<Option<ManuallyDrop<Arc<Scope>>>> = const { Cell::new(None) };
+    /// This thread's own scope, made on first use and dropped with the
+    /// thread: the one thread-local here with a destructor, registered
+    /// only by a thread that spawns outside any task and explicit scope.
+    static THREAD_SCOPE: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
 }
 
-struct Scopes {
-    /// A scope entered explicitly on this thread (by `#[leak_check]`).
-    explicit: Option<Arc<Scope>>,
-    /// This thread's own scope, made on first use.
-    thread: Option<Arc<Scope>>,
+/// Makes `scope` the explicit one and returns the one it replaces.
+fn swap_explicit(scope: Option<Arc<Scope>>) -> Option<Arc<Scope>> {
+    EXPLICIT
+        .with(|cell| cell.replace(scope.map(ManuallyDrop::new)))
+        .map(ManuallyDrop::into_inner)
 }
 
 /// Makes `record` the current one and returns the one it replaces.
@@ -80,18 +83,17 @@ pub(crate) fn owner() -> Owner {
     if tokio::task::try_id().is_some() {
         return Owner::Scope(Registry::process_scope().clone());
     }
-    SCOPES
-        .try_with(|scopes| {
-            let mut scopes = scopes.borrow_mut();
-            let scopes = &mut *scopes;
-            scopes
-                .explicit
-                .as_ref()
-                .unwrap_or_else(|| {
-                    scopes
-                        .thread
-                        .get_or_insert_with(|| Registry::global().new_scope(thread_scope_name()))
-                })
+    let explicit = swap_explicit(None);
+    let copy = explicit.clone();
+    swap_explicit(explicit);
+    if let Some(scope) = copy {
+        return Owner::Scope(scope);
+    }
+    THREAD_SCOPE
+        .try_with(|scope| {
+            scope
+                .borrow_mut()
+                .get_or_insert_with(|| Registry::global().new_scope(thread_scope_name()))
                 .clone()
         })
         .map(Owner::Scope)
@@ -155,7 +157,7 @@ impl Drop for Lend<'_> {
 /// Enters a fresh scope on this thread until the guard drops.
 pub(crate) fn enter_scope(name: ScopeName) -> ExplicitScope {
     let scope = Registry::global().new_scope(name);
-    let previous = SCOPES.with(|scopes| scopes.borrow_mut().explicit.replace(scope));
+    let previous = swap_explicit(Some(scope));
     ExplicitScope { previous }
 }
 
@@ -166,8 +168,8 @@ pub(crate) struct ExplicitScope {
 
 impl Drop for ExplicitScope {
     fn drop(&mut self) {
-        let previous = self.previous.take();
-        let _ = SCOPES.try_with(|scopes| scopes.borrow_mut().explicit = previous);
+        // The scope being left drops here, outside the thread-local.
+        drop(swap_explicit(self.previous.take()));
     }
 }
 
