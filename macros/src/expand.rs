@@ -1,7 +1,7 @@
 //! Turning a test function into one that runs inside its own leakcheck
 //! scope and checks it before returning.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Ident, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Attribute, ItemFn, ReturnType};
@@ -176,10 +176,7 @@ fn output_type(func: &ItemFn) -> TokenStream {
 struct Parts {
     /// The test function's name, for its scope.
     name: String,
-    /// Where a failing check says it failed: the test's own name. Only its
-    /// location: names spanned with it resolve as the expansion's own, so
-    /// a test that a `macro_rules!` macro writes (whose name carries that
-    /// macro's hygiene) still finds the expansion's locals.
+    /// Where a failing check says it failed: the test's own name.
     at: Span,
     /// The `Options` expression the check runs with.
     options: TokenStream,
@@ -191,11 +188,23 @@ impl Parts {
     fn of(func: &ItemFn, args: &Args, krate: &TokenStream) -> Parts {
         Parts {
             name: func.sig.ident.to_string(),
-            at: Span::call_site().located_at(func.sig.ident.span()),
+            at: func.sig.ident.span(),
             options: options(args, krate),
             output: output_type(func),
         }
     }
+}
+
+/// The expansion's two locals, the test's scope and the body's outcome,
+/// spanned at `at` where they are bound and where they are used: the check's
+/// `#[track_caller]` call takes its location from its receiver, and a name
+/// resolves only under the same hygiene it was bound with (a test that a
+/// `macro_rules!` macro writes has a name with that macro's).
+fn locals(at: Span) -> (Ident, Ident) {
+    (
+        Ident::new("__leakcheck_scope", at),
+        Ident::new("__leakcheck_outcome", at),
+    )
 }
 
 fn expand_sync(func: ItemFn, args: &Args, krate: &TokenStream) -> TokenStream {
@@ -208,15 +217,16 @@ fn expand_sync(func: ItemFn, args: &Args, krate: &TokenStream) -> TokenStream {
     let (attrs, vis, sig, block) = (&func.attrs, &func.vis, &func.sig, &func.block);
     // `finish` is #[track_caller]: spanned at the test's name, a failing
     // check panics there.
-    let finish = quote_spanned! {at=> __leakcheck_scope.finish(__leakcheck_outcome) };
+    let (scope, outcome) = locals(at);
+    let finish = quote_spanned! {at=> #scope.finish(#outcome) };
     // The body runs in a closure so that `return` and `?` leave the body,
     // not the check.
     quote! {
         #(#attrs)*
         #vis #sig {
-            let __leakcheck_scope = #krate::__private::TestScope::enter(#name, #options);
+            let #scope = #krate::__private::TestScope::enter(#name, #options);
             #[allow(clippy::let_unit_value, clippy::redundant_closure_call)]
-            let __leakcheck_outcome = (move || -> #output #block)();
+            let #outcome = (move || -> #output #block)();
             #finish
         }
     }
@@ -232,11 +242,12 @@ fn checked_body(func: &ItemFn, args: &Args, krate: &TokenStream) -> TokenStream 
         output,
     } = Parts::of(func, args, krate);
     let block = &func.block;
-    let finish = quote_spanned! {at=> __leakcheck_scope.finish_async(__leakcheck_outcome) };
+    let (scope, outcome) = locals(at);
+    let finish = quote_spanned! {at=> #scope.finish_async(#outcome) };
     quote! {
-        let __leakcheck_scope = #krate::__private::TestScope::enter(#name, #options);
+        let #scope = #krate::__private::TestScope::enter(#name, #options);
         #[allow(clippy::let_unit_value)]
-        let __leakcheck_outcome: #output = async move #block.await;
+        let #outcome: #output = async move #block.await;
         #finish.await
     }
 }
@@ -336,8 +347,12 @@ fn expand_async(
             let __leakcheck_runtime = #build
                 .expect("leakcheck: failed to build the test's tokio runtime");
             // The check runs inside `block_on`: dropping the runtime would
-            // cancel every task and hide every leak.
-            __leakcheck_runtime.block_on(async move { #body })
+            // cancel every task and hide every leak. Pinned here, as tokio's
+            // attribute does, so that `block_on` moves a pointer, not the
+            // whole test's future.
+            let __leakcheck_body = async move { #body };
+            let __leakcheck_body = ::core::pin::pin!(__leakcheck_body);
+            __leakcheck_runtime.block_on(__leakcheck_body)
         }
     }
 }
