@@ -7,15 +7,15 @@
 #   bash benches/suite.sh            # release build; needs valgrind
 #   PROFILE=dev bash benches/suite.sh  # as a plain `cargo test` builds it
 #
-# Prints, for each suite: the median CPU time (user + system) of RUNS whole
-# runs, taken in turn with the plain suite's so that the machine's load
-# hits both alike, and instructions per test from callgrind (a run of all
+# Prints, for each suite: the median CPU time (user + system) of RUNS
+# samples of five whole runs, taken in turn with the other suites' so that
+# the machine's load hits them alike, and instructions per test from callgrind (a run of all
 # 500 minus a run of 100, over 400).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 1; }
 profile=${PROFILE:-release}
-runs=${RUNS:-21}
+runs=${RUNS:-11}
 suites="suite_tokio_test suite_leak_check suite_leak_check_spawn"
 
 declare -A binary
@@ -26,14 +26,15 @@ for suite in $suites; do
     [ -x "${binary[$suite]}" ] || { echo "could not build $suite" >&2; exit 1; }
 done
 
-# cpu_ms BINARY: user + system milliseconds of one whole run.
+# cpu_ms BINARY: user + system milliseconds of one whole run, the mean of
+# five back to back (one run is ~40 ms, and `time` counts milliseconds).
 cpu_ms() {
     local out
-    out=$( { TIMEFORMAT='%3U %3S'; time "$1" -q >/dev/null 2>&1; } 2>&1 )
-    awk -v t="$out" 'BEGIN { split(t, a, " "); printf "%d\n", (a[1] + a[2]) * 1000 }'
+    out=$( { TIMEFORMAT='%3U %3S'; time for _ in 1 2 3 4 5; do "$1" -q >/dev/null 2>&1; done; } 2>&1 )
+    awk -v t="$out" 'BEGIN { split(t, a, " "); printf "%.1f\n", (a[1] + a[2]) * 1000 / 5 }'
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A times
 for _ in $(seq "$runs"); do
@@ -50,7 +51,7 @@ instructions() {
 
 plain_ms=$(tr ' ' '\n' <<<"${times[suite_tokio_test]}" | grep . | median)
 plain_instr=0
-echo "profile: $profile; CPU: median of $runs runs of 500 tests"
+echo "profile: $profile; CPU: median of $runs samples (each the mean of 5 runs of 500 tests)"
 echo "| suite | CPU ms (500 tests) | ratio | instructions per test | ratio |"
 echo "|---|---|---|---|---|"
 for suite in $suites; do
@@ -60,5 +61,5 @@ for suite in $suites; do
     per_test=$(((all - some) / 400))
     [ "$plain_instr" = 0 ] && plain_instr=$per_test
     awk -v s="$suite" -v ms="$ms" -v pms="$plain_ms" -v i="$per_test" -v pi="$plain_instr" \
-        'BEGIN { printf "| %s | %d | %.2f× | %d | %.2f× |\n", s, ms, ms / pms, i, i / pi }'
+        'BEGIN { printf "| %s | %.1f | %.2f× | %d | %.2f× |\n", s, ms, ms / pms, i, i / pi }'
 done

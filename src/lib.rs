@@ -60,7 +60,7 @@
 //!
 //! | feature | default | what it does | needs | costs |
 //! |---|---|---|---|---|
-//! | `track` | on | registers each task and thread spawned through leakcheck; without it checks fail with "tracking is off" | nothing | in tests, about 0.1 µs a spawn, 50 ns a poll, 130 bytes a live task (the README's "What tracking costs"); off, nothing |
+//! | `track` | on | registers each task and thread spawned through leakcheck; without it checks fail with "tracking is off" | nothing | a fraction of a microsecond a spawn, about a hundred bytes a live task (the README's "What tracking costs" has the figures); off, nothing |
 //! | `taskdump` | off | await traces in reports, from tokio's task dumps | `--cfg tokio_unstable`, Linux on x86, x86_64 or aarch64 (elsewhere tokio refuses to build with it); turns on tokio's `taskdump` | one bounded dump per failing check |
 //!
 //! The tokio features that [`leak_check`]'s arguments need are in its
