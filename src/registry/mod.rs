@@ -27,7 +27,10 @@
 //! 4. **Recycle.** An ended record that nothing else holds (no waker clone,
 //!    no child's parent link) is emptied and kept, up to 256 per thread, for
 //!    that thread's next spawn, so a steady spawn rate doesn't reach the
-//!    allocator. Its [`tokio_ids`] entry goes with it.
+//!    allocator; a thread keeps none until it has ended a few (a test's
+//!    thread ends one or two, then exits). Its [`tokio_ids`] entry goes
+//!    with it. A dropped scope's shards are kept too, for the process's
+//!    next scopes.
 //! 5. **Settle wake-up.** A check waits on its scope's condvar
 //!    ([`Scope::settle`]), never on a polling timer: the scope hears of each
 //!    end while a check waits, and of each poll after which its task can
