@@ -463,7 +463,7 @@ mod loom_model {
 mod tests {
     use std::future::Future;
     use std::pin::Pin;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
     use std::task::{Context, Poll, Waker};
 
@@ -484,9 +484,14 @@ mod tests {
     /// A task that is woken by value over and over, from another thread,
     /// on a multi-thread runtime, while this thread reads its condition as
     /// fast as it can: at every instant it holds a waker or has a wake
-    /// pending, so no read may say it can never finish.
+    /// pending, so no read may say it can never finish. Only reads made
+    /// once the wakes have begun count (before its first poll a task reads
+    /// as not yet polled, which proves nothing), so a loaded machine that
+    /// is slow to poll the task makes the test longer, not vacuous.
     #[test]
     fn a_task_woken_during_the_check_is_never_called_stuck() {
+        const READS: u64 = 200_000;
+        const WAKES: u64 = 1_000;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .build()
@@ -496,35 +501,40 @@ mod tests {
         let record = tracked.record().expect("tracked").clone();
         let task = runtime.spawn(tracked);
         let stop = Arc::new(AtomicBool::new(false));
-        let waker_stop = stop.clone();
-        let waker_slot = slot.clone();
-        let wakes = std::thread::spawn(move || {
-            let mut wakes = 0u64;
+        let wakes = Arc::new(AtomicU64::new(0));
+        let (waker_stop, waker_slot, waker_count) = (stop.clone(), slot.clone(), wakes.clone());
+        let waking = std::thread::spawn(move || {
             while !waker_stop.load(Ordering::Relaxed) {
                 let taken = waker_slot.lock().unwrap().take();
                 if let Some(waker) = taken {
                     waker.wake(); // by value: the clone goes as the wake lands
-                    wakes += 1;
+                    waker_count.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            wakes
         });
+        // Until both counts are reached: on a loaded machine the task may
+        // be slow to be polled again, and the reads must span many wakes.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let mut reads = 0u64;
-        while reads < 200_000 {
+        while reads < READS || wakes.load(Ordering::Relaxed) < WAKES {
+            let waking_now = wakes.load(Ordering::Relaxed) > 0;
             let condition = record.state.condition(Stamp::now());
             assert!(
                 !matches!(condition, Condition::CanNeverFinish { .. }),
                 "read {reads}: a task with a wake in flight was called stuck"
             );
-            reads += 1;
+            reads += u64::from(waking_now);
+            if reads % 1024 == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} wakes in 60 s: the test proved too little",
+                    wakes.load(Ordering::Relaxed)
+                );
+            }
         }
         stop.store(true, Ordering::Relaxed);
-        let wakes = wakes.join().unwrap();
+        waking.join().unwrap();
         task.abort();
         drop(runtime);
-        assert!(
-            wakes > 0,
-            "the task was never woken: the test proved nothing"
-        );
     }
 }
