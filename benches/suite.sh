@@ -9,8 +9,9 @@
 #
 # Prints, for each suite: the median CPU time (user + system) of RUNS
 # samples of five whole runs, taken in turn with the other suites' so that
-# the machine's load hits them alike, and instructions per test from callgrind (a run of all
-# 500 minus a run of 100, over 400).
+# the machine's load hits them alike, and instructions per test from
+# callgrind (a run of all 500 minus a run of 100, over 400; the median of
+# three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 1; }
@@ -43,10 +44,22 @@ for _ in $(seq "$runs"); do
     done
 done
 
-# instructions BINARY [FILTER]: total instructions of one run.
+# instructions BINARY [FILTER]: total instructions of one run, one test at
+# a time (each still on a thread of its own): with two at once the count
+# moves by a thousand a test between runs.
 instructions() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" -q 2>&1 |
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" -q --test-threads=1 2>&1 |
         sed -n 's/.*refs: *\([0-9,]*\).*/\1/p' | tr -d ,
+}
+
+# per_test BINARY: instructions a test, the median of three differences.
+per_test() {
+    local all some
+    for _ in 1 2 3; do
+        all=$(instructions "$1")
+        some=$(instructions "$1" h0::)
+        echo $(((all - some) / 400))
+    done | median
 }
 
 plain_ms=$(tr ' ' '\n' <<<"${times[suite_tokio_test]}" | grep . | median)
@@ -56,9 +69,7 @@ echo "| suite | CPU ms (500 tests) | ratio | instructions per test | ratio |"
 echo "|---|---|---|---|---|"
 for suite in $suites; do
     ms=$(tr ' ' '\n' <<<"${times[$suite]}" | grep . | median)
-    all=$(instructions "${binary[$suite]}")
-    some=$(instructions "${binary[$suite]}" h0::)
-    per_test=$(((all - some) / 400))
+    per_test=$(per_test "${binary[$suite]}")
     [ "$plain_instr" = 0 ] && plain_instr=$per_test
     awk -v s="$suite" -v ms="$ms" -v pms="$plain_ms" -v i="$per_test" -v pi="$plain_instr" \
         'BEGIN { printf "| %s | %.1f | %.2f× | %d | %.2f× |\n", s, ms, ms / pms, i, i / pi }'

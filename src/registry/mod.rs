@@ -125,6 +125,20 @@ impl Registry {
         scope
     }
 
+    /// Unlists `scope` if the caller holds its last reference: no record
+    /// refers to it, so no view can miss anything. Its allocation is then
+    /// freed as the caller drops it, on the caller's thread, rather than
+    /// when a later `add` prunes the list, on whichever thread that is.
+    pub(super) fn forget(&self, scope: &Arc<Scope>) {
+        let mut scopes = lock(&self.scopes);
+        if Arc::strong_count(scope) == 1 {
+            let ptr = Arc::as_ptr(scope);
+            if let Some(at) = scopes.iter().position(|s| s.as_ptr() == ptr) {
+                scopes.swap_remove(at);
+            }
+        }
+    }
+
     fn add(&self, scope: &Arc<Scope>) {
         let mut scopes = lock(&self.scopes);
         if scopes.len() == scopes.capacity() {

@@ -169,15 +169,19 @@ pub(crate) struct ExplicitScope {
 impl Drop for ExplicitScope {
     fn drop(&mut self) {
         // The scope being left drops here, outside the thread-local.
-        drop(swap_explicit(self.previous.take()));
+        if let Some(left) = swap_explicit(self.previous.take()) {
+            Registry::global().forget(&left);
+        }
     }
 }
 
 #[cfg(all(test, feature = "track", not(loom)))]
 mod tests {
-    use super::{current_record, enter, register, Lend};
+    use super::{current_record, enter, enter_scope, owner, register, Lend};
     use crate::registry::kind::Kind;
     use crate::registry::loom_shim::Arc;
+    use crate::registry::scope::{Scope, ScopeName};
+    use crate::registry::Registry;
     use std::panic::Location;
 
     #[test]
@@ -208,5 +212,43 @@ mod tests {
         assert_eq!(Arc::strong_count(&inner_record), 1);
         outer.end();
         assert!(outer_weak.upgrade().is_none(), "the record was freed");
+    }
+
+    /// The scope `owner` gives a spawn made here, and whether the registry
+    /// lists it.
+    fn entered() -> (Arc<Scope>, impl Fn(&Arc<Scope>) -> bool) {
+        let listed = |scope: &Arc<Scope>| {
+            Registry::global()
+                .scopes()
+                .iter()
+                .any(|s| Arc::ptr_eq(s, scope))
+        };
+        (owner().scope().clone(), listed)
+    }
+
+    #[test]
+    fn a_scope_left_with_nothing_in_it_is_unlisted_and_freed() {
+        let guard = enter_scope(ScopeName::Test(Arc::from("unlisted")));
+        let (scope, listed) = entered();
+        assert!(listed(&scope));
+        let weak = Arc::downgrade(&scope);
+        drop(scope);
+        drop(guard);
+        assert!(weak.upgrade().is_none(), "the scope was freed");
+        assert_eq!(weak.weak_count(), 0, "and the registry let go of it");
+    }
+
+    #[test]
+    fn a_scope_left_with_a_live_task_stays_listed() {
+        let guard = enter_scope(ScopeName::Test(Arc::from("still-listed")));
+        let survivor = register(Kind::Task, None, Location::caller());
+        let (scope, listed) = entered();
+        drop(guard);
+        assert!(listed(&scope), "a view of the process still finds its task");
+        drop(survivor);
+        assert!(
+            listed(&scope),
+            "unlisted only by the guard, or later by a prune"
+        );
     }
 }
