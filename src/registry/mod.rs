@@ -90,8 +90,8 @@ use crate::registry::record::Registration;
 
 /// Every scope in the process, so that process-wide views
 /// (`Options::ignore_current`, the whole-binary check, the profile) can find
-/// them all. It is off the spawn path: touched once per scope (per test),
-/// never per task.
+/// them all. It is off the spawn path: touched when a scope is made and when
+/// a test leaves it (twice per test), never per task.
 pub(crate) struct Registry {
     scopes: Mutex<Vec<Weak<Scope>>>,
     /// The name of every test scope ever made, with the home thread of the
