@@ -275,16 +275,17 @@ mod spare_shards {
 
     use super::Shard;
 
-    /// How many scopes' shards are kept: about as many as tests run at once.
+    /// How many scopes' shards are kept (of each count): about as many as
+    /// tests run at once.
     const KEEP: usize = 8;
 
     static SPARE: Mutex<Vec<Box<[Shard]>>> = Mutex::new(Vec::new());
 
-    /// Kept shards, if some of `count` shards are kept.
+    /// A kept set of `count` shards, if there is one.
     pub(super) fn take(count: usize) -> Option<Box<[Shard]>> {
         let mut spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
-        // Every scope has the same count (one per core, fixed for the
-        // process); the check is for the standalone scopes of unit tests.
+        // Every listed scope has the same count (one per core, fixed for
+        // the process); other counts are the unit tests' standalone scopes.
         let index = spare.iter().rposition(|shards| shards.len() == count)?;
         Some(spare.swap_remove(index))
     }
@@ -305,7 +306,12 @@ mod spare_shards {
         });
         if emptied {
             let mut spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
-            if spare.len() < KEEP {
+            if spare
+                .iter()
+                .filter(|kept| kept.len() == shards.len())
+                .count()
+                < KEEP
+            {
                 spare.push(shards);
             }
         }
@@ -513,13 +519,17 @@ mod reuse_tests {
         Registration::new(owner, Kind::Thread, None, Location::caller())
     }
 
+    /// A shard count no listed scope has (they have at most 16), so that
+    /// the process-wide spares of this count are this test's alone while
+    /// other tests make and drop scopes on other threads.
+    const OWN_COUNT: usize = 17;
+
     #[test]
     fn a_dropped_scopes_shards_serve_the_next_scope_empty() {
-        // (Each test runs on a thread of its own: nothing is kept yet.)
-        let first = Scope::new(ScopeName::Process);
+        let first = Scope::standalone(ScopeName::Process, OWN_COUNT);
         let shards = first.shards.as_ptr();
         drop(first);
-        let second = Scope::new(ScopeName::Process);
+        let second = Scope::standalone(ScopeName::Process, OWN_COUNT);
         assert_eq!(second.shards.as_ptr(), shards, "kept and reused");
 
         // A scope that held records gives back empty shards.
@@ -529,7 +539,7 @@ mod reuse_tests {
         drop(tasks);
         drop(second);
 
-        let third = Scope::new(ScopeName::Process);
+        let third = Scope::standalone(ScopeName::Process, OWN_COUNT);
         assert_eq!(third.shards.as_ptr(), shards);
         assert_eq!(third.live(), 0, "kept shards come back empty");
         let mut task = spawn(&third);
